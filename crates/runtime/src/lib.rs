@@ -1,0 +1,21 @@
+//! What every Athena service shares, so that no service re-implements it:
+//!
+//! - [`config`]: typed, validated configuration from defaults → file → environment.
+//! - [`telemetry`]: `tracing` logs (human or JSON) and the Prometheus recorder.
+//! - [`http`]: the HTTP server with `/healthz`, `/readyz`, `/metrics`, request
+//!   metrics, and the one error type that APIs turn into responses.
+//! - [`shutdown`]: SIGTERM/SIGINT → cancellation → drain within a grace period.
+//! - [`service`]: the shape of a runnable service, so one process can run many.
+//! - [`wyoming_server`]: the `wyoming` config section and serving a handler.
+
+pub mod config;
+pub mod http;
+pub mod service;
+pub mod shutdown;
+pub mod telemetry;
+pub mod wyoming_server;
+
+pub use config::{ConfigError, ConfigSource, Validate};
+pub use http::{ApiError, Readiness};
+pub use service::{Service, ServiceContext, launch};
+pub use wyoming_server::WyomingConfig;

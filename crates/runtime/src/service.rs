@@ -1,0 +1,173 @@
+//! The shape of a runnable service, and the one place that starts services,
+//! waits for a signal or a failure, and drains them within the grace period.
+//!
+//! A service binary and the all-in-one `athena` binary both go through
+//! [`launch`]; they differ only in which services they build.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::process::ExitCode;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::config::{ConfigError, ConfigSource};
+use crate::http::Readiness;
+use crate::shutdown::{self, ShutdownConfig};
+use crate::telemetry::{self, LogConfig};
+
+/// The future a service runs as.
+pub type ServiceFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+
+/// What a running service is given.
+#[derive(Debug, Clone)]
+pub struct ServiceContext {
+    /// Cancelled when the process should stop: stop accepting, finish what is in flight.
+    pub shutdown: CancellationToken,
+    /// This service's readiness checks, served on its `/readyz`.
+    pub readiness: Readiness,
+}
+
+/// A service that runs until its context's shutdown token is cancelled.
+pub trait Service: Send {
+    /// The service's name, as in logs and metrics (`stt`, `router-small-llm`).
+    fn name(&self) -> &'static str;
+
+    /// Binds its ports, serves, and returns once drained after shutdown. An
+    /// error (a port in use, a model that does not load) stops the process.
+    fn run(self: Box<Self>, ctx: ServiceContext) -> ServiceFuture;
+}
+
+/// Exit status for an unusable configuration (`EX_CONFIG` in sysexits.h).
+pub const EXIT_CONFIG: u8 = 78;
+
+/// Runs `services` until `shutdown` is cancelled or one of them fails, then
+/// gives them `config.grace_period()` to drain and aborts what is left.
+pub async fn run_until_shutdown(
+    services: Vec<Box<dyn Service>>,
+    config: ShutdownConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut tasks = JoinSet::new();
+    let mut readiness = Vec::new();
+    for service in services {
+        let name = service.name();
+        let ctx = ServiceContext {
+            shutdown: shutdown.clone(),
+            readiness: Readiness::default(),
+        };
+        readiness.push(ctx.readiness.clone());
+        let span = tracing::info_span!("service", name);
+        tasks.spawn(tracing::Instrument::instrument(
+            async move { (name, service.run(ctx).await) },
+            span,
+        ));
+    }
+
+    let mut failure: Option<anyhow::Error> = None;
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        Some(joined) = tasks.join_next() => {
+            failure = Some(ended_early(joined));
+            shutdown.cancel();
+        }
+    }
+    for r in &readiness {
+        r.set("draining", false, "shutting down");
+    }
+
+    let grace = config.grace_period();
+    let drain = async {
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((_, Ok(()))) => {}
+                Ok((name, Err(e))) => {
+                    error!(service = name, error = format!("{e:#}"), "service failed while draining");
+                }
+                Err(e) => error!(error = %e, "service task panicked while draining"),
+            }
+        }
+    };
+    if tokio::time::timeout(grace, drain).await.is_err() {
+        warn!(?grace, "grace period over; aborting what is left");
+        tasks.abort_all();
+    } else {
+        info!("drained");
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+fn ended_early(
+    joined: Result<(&'static str, anyhow::Result<()>), tokio::task::JoinError>,
+) -> anyhow::Error {
+    match joined {
+        Ok((name, Ok(()))) => anyhow::anyhow!("{name} stopped on its own"),
+        Ok((name, Err(e))) => e.context(format!("{name} failed")),
+        Err(e) => anyhow::anyhow!("a service panicked: {e}"),
+    }
+}
+
+/// The whole life of a service process: configuration, telemetry, the
+/// services that `build` makes from the configuration, signals, drain.
+///
+/// A configuration error exits with [`EXIT_CONFIG`] and a message that says
+/// what is wrong; a failure while running exits with 1.
+pub fn launch<F>(config_file: Option<PathBuf>, build: F) -> ExitCode
+where
+    F: FnOnce(&ConfigSource) -> anyhow::Result<Vec<Box<dyn Service>>>,
+{
+    let loaded = ConfigSource::new(config_file).and_then(|source| {
+        let log: LogConfig = source.section("log")?;
+        let shutdown: ShutdownConfig = source.section("shutdown")?;
+        Ok((source, log, shutdown))
+    });
+    let (source, log, shutdown_config) = match loaded {
+        Ok(ok) => ok,
+        Err(e) => return config_failure(&e),
+    };
+    telemetry::init_logging(&log);
+
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        telemetry::metrics();
+        let services = match build(&source) {
+            Ok(services) => services,
+            Err(e) => {
+                return match e.downcast_ref::<ConfigError>() {
+                    Some(config_error) => config_failure(config_error),
+                    None => {
+                        error!(error = format!("{e:#}"), "cannot start");
+                        ExitCode::FAILURE
+                    }
+                };
+            }
+        };
+        let names: Vec<_> = services.iter().map(|s| s.name()).collect();
+        info!(services = ?names, version = env!("CARGO_PKG_VERSION"), "starting");
+        let shutdown = shutdown::on_signal();
+        match run_until_shutdown(services, shutdown_config, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                error!(error = format!("{e:#}"), "stopped");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+fn config_failure(e: &ConfigError) -> ExitCode {
+    // Logging is not set up yet (its own config may be the problem): stderr.
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("athena: {e}");
+    }
+    ExitCode::from(EXIT_CONFIG)
+}
