@@ -171,3 +171,21 @@ fn config_failure(e: &ConfigError) -> ExitCode {
     }
     ExitCode::from(EXIT_CONFIG)
 }
+
+/// A listener or worker that is one part of a service.
+pub type Part<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
+
+/// Runs the parts of one service (its Wyoming, HTTP and gRPC listeners) side
+/// by side. If one fails, `shutdown` is cancelled so the others stop too:
+/// half a service is worse than a clear failure.
+pub async fn run_parts(shutdown: &CancellationToken, parts: Vec<Part<'_>>) -> anyhow::Result<()> {
+    let results = futures::future::join_all(parts.into_iter().map(|part| async move {
+        let result = part.await;
+        if result.is_err() {
+            shutdown.cancel();
+        }
+        result
+    }))
+    .await;
+    results.into_iter().collect()
+}
