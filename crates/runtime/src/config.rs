@@ -70,7 +70,16 @@ impl ConfigSource {
     where
         T: DeserializeOwned + Serialize + Default + Validate,
     {
-        let mut figment = Figment::from(Serialized::default(name, T::default()));
+        self.section_with_defaults(name, T::default())
+    }
+
+    /// Loads and validates one section whose defaults depend on more than its
+    /// type (the two LLM routers share a type but not their ports).
+    pub fn section_with_defaults<T>(&self, name: &str, defaults: T) -> Result<T, ConfigError>
+    where
+        T: DeserializeOwned + Serialize + Validate,
+    {
+        let mut figment = Figment::from(Serialized::default(name, defaults));
         if let Some(path) = &self.file {
             figment = figment.merge(Toml::file_exact(path));
         }

@@ -17,5 +17,5 @@ pub mod wyoming_server;
 
 pub use config::{ConfigError, ConfigSource, Validate};
 pub use http::{ApiError, Readiness};
-pub use service::{Service, ServiceContext, launch};
+pub use service::{Service, ServiceContext, launch, run_single};
 pub use wyoming_server::WyomingConfig;

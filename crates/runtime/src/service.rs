@@ -189,3 +189,26 @@ pub async fn run_parts(shutdown: &CancellationToken, parts: Vec<Part<'_>>) -> an
     .await;
     results.into_iter().collect()
 }
+
+/// The command line every single-service binary accepts.
+#[derive(Debug, clap::Parser)]
+#[command(version)]
+pub struct ServiceArgs {
+    /// A TOML config file; `ATHENA__SECTION__KEY` variables override it.
+    #[arg(long, env = "ATHENA_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// `main` of a binary that runs one service: parses [`ServiceArgs`], loads the
+/// service's config `section`, builds the service and runs it.
+pub fn run_single<C, S>(section: &'static str, build: impl FnOnce(C) -> S) -> ExitCode
+where
+    C: serde::de::DeserializeOwned + serde::Serialize + Default + crate::Validate,
+    S: Service + 'static,
+{
+    let args = <ServiceArgs as clap::Parser>::parse();
+    launch(args.config, |source| {
+        let config: C = source.section(section)?;
+        Ok(vec![Box::new(build(config)) as Box<dyn Service>])
+    })
+}

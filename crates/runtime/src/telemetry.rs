@@ -4,6 +4,7 @@
 //! Both are process-wide: in the all-in-one `athena` process every service
 //! logs through the same subscriber and exports through the same `/metrics`.
 
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -55,7 +56,8 @@ impl Validate for LogConfig {
 
 static METRICS: OnceLock<PrometheusHandle> = OnceLock::new();
 
-/// Installs the log subscriber (once per process; later calls keep the first).
+/// Installs the log subscriber, writing to stderr (once per process; later
+/// calls keep the first).
 pub fn init_logging(config: &LogConfig) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.level))
@@ -64,11 +66,16 @@ pub fn init_logging(config: &LogConfig) {
     // An error here means a subscriber is already installed (tests): keep it.
     let _ = match config.format {
         LogFormat::Human => registry
-            .with(tracing_subscriber::fmt::layer().with_target(true))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::stderr().is_terminal()),
+            )
             .try_init(),
         LogFormat::Json => registry
             .with(
                 tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
                     .json()
                     .flatten_event(true)
                     .with_current_span(true),

@@ -1,0 +1,42 @@
+//! Owner and guest mode: the booking calendar decides the mode, the policy decides what guests may do.
+//!
+//! This is the service's frame: configuration, HTTP API with `/healthz`,
+//! `/readyz` and `/metrics`, graceful drain. Until its engine is built in,
+//! the `policy` readiness check fails and says why, so nothing routes work
+//! to a service that cannot do it.
+
+use std::net::SocketAddr;
+
+use athena_runtime::Validate;
+use athena_runtime::http::HttpService;
+use serde::{Deserialize, Serialize};
+
+/// The service's name in logs, metrics and `/healthz`.
+pub const NAME: &str = "mode-service";
+
+/// The config section this service reads (`ATHENA__MODE_SERVICE__*` overrides it).
+pub const SECTION: &str = "mode_service";
+
+/// The `[mode_service]` config section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// HTTP API and ops endpoints.
+    pub http: SocketAddr,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            http: SocketAddr::from(([0, 0, 0, 0], 8800)),
+        }
+    }
+}
+
+impl Validate for Config {}
+
+/// The service, ready to run.
+pub fn service(config: Config) -> HttpService {
+    HttpService::new(NAME, config.http, axum::Router::new())
+        .not_ready("policy", "no mode policy is built into this version yet")
+}

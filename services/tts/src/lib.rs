@@ -1,0 +1,42 @@
+//! Text to speech: Piper voices behind Wyoming (port 10200), gRPC and an OpenAI-compatible HTTP API.
+//!
+//! This is the service's frame: configuration, HTTP API with `/healthz`,
+//! `/readyz` and `/metrics`, graceful drain. Until its engine is built in,
+//! the `engine` readiness check fails and says why, so nothing routes work
+//! to a service that cannot do it.
+
+use std::net::SocketAddr;
+
+use athena_runtime::Validate;
+use athena_runtime::http::HttpService;
+use serde::{Deserialize, Serialize};
+
+/// The service's name in logs, metrics and `/healthz`.
+pub const NAME: &str = "tts";
+
+/// The config section this service reads (`ATHENA__TTS__*` overrides it).
+pub const SECTION: &str = "tts";
+
+/// The `[tts]` config section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// HTTP API and ops endpoints.
+    pub http: SocketAddr,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            http: SocketAddr::from(([0, 0, 0, 0], 8200)),
+        }
+    }
+}
+
+impl Validate for Config {}
+
+/// The service, ready to run.
+pub fn service(config: Config) -> HttpService {
+    HttpService::new(NAME, config.http, axum::Router::new())
+        .not_ready("engine", "no text-to-speech engine is built into this version yet")
+}
