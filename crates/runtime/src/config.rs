@@ -97,7 +97,8 @@ impl ConfigSource {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    // figment's test jail returns its own (large) error type.
+    #![allow(clippy::unwrap_used, clippy::result_large_err)]
     use super::*;
     use serde::Deserialize;
 
@@ -109,7 +110,7 @@ mod tests {
         nested: Nested,
     }
 
-    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
     #[serde(default, deny_unknown_fields)]
     struct Nested {
         enabled: bool,
@@ -122,12 +123,6 @@ mod tests {
                 name: "default".into(),
                 nested: Nested { enabled: false },
             }
-        }
-    }
-
-    impl Default for Nested {
-        fn default() -> Self {
-            Self { enabled: false }
         }
     }
 

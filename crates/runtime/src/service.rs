@@ -84,7 +84,11 @@ pub async fn run_until_shutdown(
             match joined {
                 Ok((_, Ok(()))) => {}
                 Ok((name, Err(e))) => {
-                    error!(service = name, error = format!("{e:#}"), "service failed while draining");
+                    error!(
+                        service = name,
+                        error = format!("{e:#}"),
+                        "service failed while draining"
+                    );
                 }
                 Err(e) => error!(error = %e, "service task panicked while draining"),
             }

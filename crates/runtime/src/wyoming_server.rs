@@ -57,7 +57,9 @@ impl WyomingConfig {
 
     /// The endpoint to listen on.
     pub fn endpoint(&self) -> Result<Endpoint, String> {
-        self.uri.parse().map_err(|e: wyoming::server::InvalidEndpoint| e.to_string())
+        self.uri
+            .parse()
+            .map_err(|e: wyoming::server::InvalidEndpoint| e.to_string())
     }
 
     /// Limits and timeouts for the server.
@@ -110,12 +112,14 @@ pub async fn serve<H: Handler>(
         wyoming::serve_stdio(handler, server_config.connection, ctx.shutdown.clone()).await;
         return Ok(());
     }
-    ctx.readiness.set("wyoming", false, format!("binding {endpoint}"));
+    ctx.readiness
+        .set("wyoming", false, format!("binding {endpoint}"));
     let server = Server::bind(&endpoint, server_config)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for Wyoming on {endpoint}: {e}"))?;
     info!(%endpoint, "Wyoming listening");
-    ctx.readiness.set("wyoming", true, format!("listening on {endpoint}"));
+    ctx.readiness
+        .set("wyoming", true, format!("listening on {endpoint}"));
     server.serve(handler, ctx.shutdown.clone()).await;
     Ok(())
 }

@@ -61,14 +61,20 @@ fn start() -> Server {
     let wyoming = free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_athena"));
     cmd.arg("serve")
-        .env("ATHENA__ORCHESTRATOR__WYOMING__URI", format!("tcp://127.0.0.1:{wyoming}"))
+        .env(
+            "ATHENA__ORCHESTRATOR__WYOMING__URI",
+            format!("tcp://127.0.0.1:{wyoming}"),
+        )
         .env("ATHENA__LOG__FORMAT", "json")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut http = Vec::new();
     for section in HTTP_SECTIONS {
         let port = free_port();
-        cmd.env(format!("ATHENA__{section}__HTTP"), format!("127.0.0.1:{port}"));
+        cmd.env(
+            format!("ATHENA__{section}__HTTP"),
+            format!("127.0.0.1:{port}"),
+        );
         http.push(port);
     }
     let child = cmd.spawn().unwrap();
@@ -83,7 +89,11 @@ fn start() -> Server {
 fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let status = response.split(' ').nth(1)?.parse().ok()?;
@@ -119,9 +129,16 @@ fn serve_answers_the_reference_client_and_drains_on_sigterm() {
     let (status, body) = http_get(server.http[0], "/readyz").unwrap();
     assert_eq!(status, 200, "orchestrator ready: {body}");
     let (status, body) = http_get(server.http[1], "/readyz").unwrap();
-    assert_eq!(status, 503, "stt must not claim readiness without an engine: {body}");
+    assert_eq!(
+        status, 503,
+        "stt must not claim readiness without an engine: {body}"
+    );
 
-    let Output { status, stdout, stderr } = Command::new(python())
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new(python())
         .arg(repo_root().join("tests/interop/describe.py"))
         .args(["--uri", &format!("tcp://127.0.0.1:{}", server.wyoming)])
         .output()
@@ -144,11 +161,20 @@ fn serve_answers_the_reference_client_and_drains_on_sigterm() {
         if let Some(exit) = server.child.try_wait().unwrap() {
             break exit;
         }
-        assert!(Instant::now() < deadline, "athena did not exit after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "athena did not exit after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut logs = String::new();
-    server.child.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
+    server
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
     assert!(exit.success(), "exit {exit:?}: {logs}");
     assert!(logs.contains("drained"), "{logs}");
 }
@@ -159,7 +185,10 @@ fn bad_config_exits_with_a_clear_message() {
     std::fs::create_dir_all(&dir).unwrap();
     let cases = [
         ("[orchestrator]\nhtp = \"0.0.0.0:1\"\n", "htp"),
-        ("[orchestrator.wyoming]\nuri = \"http://nope\"\n", "invalid Wyoming URI"),
+        (
+            "[orchestrator.wyoming]\nuri = \"http://nope\"\n",
+            "invalid Wyoming URI",
+        ),
         ("[stt]\nhttp = \"not an address\"\n", "http"),
         ("this is = = not toml", "invalid configuration"),
     ];

@@ -37,6 +37,8 @@ impl Validate for Config {}
 
 /// The service, ready to run.
 pub fn service(config: Config) -> HttpService {
-    HttpService::new(NAME, config.http, axum::Router::new())
-        .not_ready("home_assistant", "no Home Assistant client is built into this version yet")
+    HttpService::new(NAME, config.http, axum::Router::new()).not_ready(
+        "home_assistant",
+        "no Home Assistant client is built into this version yet",
+    )
 }

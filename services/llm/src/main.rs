@@ -23,7 +23,10 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     athena_runtime::launch(args.config, |source| {
-        let config = source.section_with_defaults(args.role.section(), args.role.default_config())?;
-        Ok(vec![Box::new(athena_llm::service(args.role, config)) as Box<dyn Service>])
+        let config =
+            source.section_with_defaults(args.role.section(), args.role.default_config())?;
+        Ok(vec![
+            Box::new(athena_llm::service(args.role, config)) as Box<dyn Service>
+        ])
     })
 }

@@ -54,19 +54,20 @@ async fn holds_two_hundred_connections_at_once() {
         conns.push(client(&server.endpoint).await);
     }
     // Every connection is open before any is served a second time.
-    let answers = futures::future::join_all(conns.iter_mut().enumerate().map(|(i, c)| async move {
-        c.send(Ping {
-            text: Some(i.to_string()),
-            ..Ping::default()
-        })
-        .await
-        .unwrap();
-        let pong = c.next_event().await.unwrap().unwrap();
-        c.send(Describe::default()).await.unwrap();
-        let info = c.next_event().await.unwrap().unwrap();
-        (i, pong, info)
-    }))
-    .await;
+    let answers =
+        futures::future::join_all(conns.iter_mut().enumerate().map(|(i, c)| async move {
+            c.send(Ping {
+                text: Some(i.to_string()),
+                ..Ping::default()
+            })
+            .await
+            .unwrap();
+            let pong = c.next_event().await.unwrap().unwrap();
+            c.send(Describe::default()).await.unwrap();
+            let info = c.next_event().await.unwrap().unwrap();
+            (i, pong, info)
+        }))
+        .await;
     for (i, pong, info) in answers {
         assert!(matches!(pong, Event::Pong(p) if p.text == Some(i.to_string())));
         let Event::Info(info) = info else {
@@ -126,7 +127,10 @@ async fn unknown_and_invalid_events_get_errors_and_the_connection_stays() {
     assert_eq!(error_code(&answer), Some("invalid-event"));
 
     c.send(Ping::default()).await.unwrap();
-    assert!(matches!(c.next_event().await.unwrap(), Some(Event::Pong(_))));
+    assert!(matches!(
+        c.next_event().await.unwrap(),
+        Some(Event::Pong(_))
+    ));
 }
 
 /// Sends raw bytes, then reads until the server closes; returns the events seen.
@@ -172,7 +176,10 @@ async fn malformed_and_oversized_frames_get_an_error_then_close() {
     let cases: [(&[u8], &str); 5] = [
         (b"this is not json\n", "invalid-header"),
         (b"[\"type\", \"ping\"]\n", "invalid-header"),
-        (b"{\"type\":\"audio-chunk\",\"payload_length\":1000000000}\n", "payload-too-large"),
+        (
+            b"{\"type\":\"audio-chunk\",\"payload_length\":1000000000}\n",
+            "payload-too-large",
+        ),
         (b"{\"type\":\"x\",\"data_length\":5}\n[1,2]", "invalid-data"),
         (&long_header, "header-too-large"),
     ];
@@ -183,7 +190,10 @@ async fn malformed_and_oversized_frames_get_an_error_then_close() {
     }
 
     good.send(Ping::default()).await.unwrap();
-    assert!(matches!(good.next_event().await.unwrap(), Some(Event::Pong(_))));
+    assert!(matches!(
+        good.next_event().await.unwrap(),
+        Some(Event::Pong(_))
+    ));
 }
 
 #[tokio::test]
@@ -216,7 +226,10 @@ async fn connections_over_the_limit_are_told_busy() {
     for _ in 0..2 {
         let mut c = client(&server.endpoint).await;
         c.send(Ping::default()).await.unwrap();
-        assert!(matches!(c.next_event().await.unwrap(), Some(Event::Pong(_))));
+        assert!(matches!(
+            c.next_event().await.unwrap(),
+            Some(Event::Pong(_))
+        ));
         held.push(c);
     }
     let events = raw_exchange(&server.endpoint, b"").await;

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the system packages Athena needs to build and test, idempotently:
+# packages already installed are not touched, and apt runs only when one is
+# missing. Safe to run any number of times.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+
+# Build: a C toolchain for -sys crates. Tests: Python venvs for reference peers.
+packages=(build-essential pkg-config python3 python3-venv curl ca-certificates)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "setup: installing ${missing[*]}" >&2
+    sudo=()
+    [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+if ! command -v cargo >/dev/null; then
+    echo "setup: cargo not found; install Rust (https://rustup.rs) first" >&2
+    exit 1
+fi

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every check a change must pass: formatting, lints, a bounded fuzzing
+# run of the Wyoming decoder, and all tests (unit, integration, interop with
+# the reference Python peers). Installs what it needs first (idempotent).
+#
+# ATHENA_FUZZ_SECONDS (default 60) bounds the fuzzing run.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$ATHENA_ROOT"
+
+"$ATHENA_ROOT/scripts/setup.sh"
+ATHENA_PYTHON="$("$ATHENA_ROOT/scripts/python-env.sh" | tail -n 1)"
+export ATHENA_PYTHON
+
+step() { printf '\n== %s\n' "$*" >&2; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "fuzz the Wyoming decoder for ${ATHENA_FUZZ_SECONDS:-60} s"
+"$ATHENA_ROOT/scripts/fuzz.sh" "${ATHENA_FUZZ_SECONDS:-60}"
+
+step "cargo test"
+cargo test --workspace --locked
