@@ -44,7 +44,7 @@ if ! cargo fuzz build "${build_flags[@]}" decode >&2; then
 fi
 
 # The first corpus directory collects new inputs; the seeds are read only.
-# -max_len lets inputs grow past the target's 4 KiB limits.
+# -max_len lets inputs grow past the limits the target sets (1-4 KiB).
 cargo fuzz run "${build_flags[@]}" decode "$corpus" "$fuzz_dir/seeds/decode" -- \
     -max_total_time="$seconds" \
     -max_len=8192 \

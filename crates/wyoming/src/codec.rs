@@ -320,7 +320,10 @@ mod tests {
         let header: serde_json::Value = serde_json::from_slice(&buf[..line_end]).unwrap();
         assert_eq!(header["type"], "audio-chunk");
         assert_eq!(header["payload_length"], 4);
-        assert!(header.get("data").is_none(), "data travels in its own block");
+        assert!(
+            header.get("data").is_none(),
+            "data travels in its own block"
+        );
         assert_eq!(decode_all(&mut codec, &buf).unwrap(), vec![frame]);
     }
 
@@ -395,12 +398,37 @@ mod tests {
             (b"{\"type\":7}\n", "invalid-header"),
             (b"{\"type\":\"x\",\"data_length\":-1}\n", "invalid-header"),
             (b"{\"type\":\"x\",\"data_length\":3}\n[1]", "invalid-data"),
-            (b"{\"type\":\"x\",\"payload_length\":3}\nab", "truncated-frame"),
+            (
+                b"{\"type\":\"x\",\"payload_length\":3}\nab",
+                "truncated-frame",
+            ),
         ];
         for (bytes, code) in cases {
             let err = decode_all(&mut WyomingCodec::default(), bytes).unwrap_err();
-            assert_eq!(err.code(), code, "{}: {err}", String::from_utf8_lossy(bytes));
+            assert_eq!(
+                err.code(),
+                code,
+                "{}: {err}",
+                String::from_utf8_lossy(bytes)
+            );
         }
+    }
+
+    #[test]
+    fn numbers_are_parsed_exactly_and_survive_a_round_trip() {
+        // Found by fuzzing: serde_json's default float parsing may be off by one
+        // ulp, so a number relayed through Athena reached the next peer changed.
+        let big = "1844674473700000016890516183849648128";
+        let tiny = "2.2250738585072011e-308";
+        let bytes = format!("{{\"type\":\"x\",\"data\":{{\"big\":{big},\"tiny\":{tiny}}}}}\n");
+        let mut codec = WyomingCodec::default();
+        let frame = decode_all(&mut codec, bytes.as_bytes()).unwrap().remove(0);
+        let exact = |digits: &str| Some(digits.parse::<f64>().unwrap());
+        assert_eq!(frame.data["big"].as_f64(), exact(big));
+        assert_eq!(frame.data["tiny"].as_f64(), exact(tiny));
+        let mut wire = BytesMut::new();
+        codec.encode(&frame, &mut wire).unwrap();
+        assert_eq!(decode_all(&mut codec, &wire).unwrap(), vec![frame]);
     }
 
     #[test]

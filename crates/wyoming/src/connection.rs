@@ -203,7 +203,12 @@ impl EventWriter {
 
     /// Flushes and closes the write side.
     pub async fn close(&mut self) -> Result<(), ConnectionError> {
-        match tokio::time::timeout(self.write_timeout, SinkExt::<&Frame>::close(&mut self.inner)).await {
+        match tokio::time::timeout(
+            self.write_timeout,
+            SinkExt::<&Frame>::close(&mut self.inner),
+        )
+        .await
+        {
             Ok(result) => Ok(result?),
             Err(_) => Err(ConnectionError::WriteTimeout(self.write_timeout)),
         }

@@ -40,11 +40,11 @@ fn lenient_timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::
 }
 
 macro_rules! events {
-    ($( $(#[$doc:meta])* $variant:ident = $name:literal, )*) => {
+    ($( $(#[$doc:meta])* $variant:ident($body:ty) = $name:literal, )*) => {
         /// A typed Wyoming event.
         #[derive(Debug, Clone, PartialEq)]
         pub enum Event {
-            $( $(#[$doc])* $variant($variant), )*
+            $( $(#[$doc])* $variant($body), )*
             /// An event type this crate does not know, kept as it came.
             Unknown(Frame),
         }
@@ -91,13 +91,20 @@ macro_rules! events {
         }
 
         $(
-            impl From<$variant> for Event {
-                fn from(body: $variant) -> Event {
+            impl From<$body> for Event {
+                fn from(body: $body) -> Event {
                     Event::$variant(body)
                 }
             }
         )*
     };
+}
+
+// `info` is by far the largest event; boxing it keeps every other event small.
+impl From<Info> for Event {
+    fn from(info: Info) -> Event {
+        Event::Info(Box::new(info))
+    }
 }
 
 fn from_data<T: serde::de::DeserializeOwned>(kind: &str, data: Data) -> Result<T, EventError> {
@@ -132,99 +139,99 @@ macro_rules! empty_events {
 
 events! {
     /// A stream of audio begins.
-    AudioStart = "audio-start",
+    AudioStart(AudioStart) = "audio-start",
     /// Some PCM audio.
-    AudioChunk = "audio-chunk",
+    AudioChunk(AudioChunk) = "audio-chunk",
     /// A stream of audio ends.
-    AudioStop = "audio-stop",
+    AudioStop(AudioStop) = "audio-stop",
     /// Asks for [`Info`].
-    Describe = "describe",
+    Describe(Describe) = "describe",
     /// What a program offers.
-    Info = "info",
+    Info(Box<Info>) = "info",
     /// Selects one of the programs in [`Info`] for this connection.
-    SelectProgram = "select-program",
+    SelectProgram(SelectProgram) = "select-program",
     /// Asks for the audio that follows to be transcribed.
-    Transcribe = "transcribe",
+    Transcribe(Transcribe) = "transcribe",
     /// The final text of a transcription.
-    Transcript = "transcript",
+    Transcript(Transcript) = "transcript",
     /// A streamed transcription begins.
-    TranscriptStart = "transcript-start",
+    TranscriptStart(TranscriptStart) = "transcript-start",
     /// Part of a streamed transcription.
-    TranscriptChunk = "transcript-chunk",
+    TranscriptChunk(TranscriptChunk) = "transcript-chunk",
     /// A streamed transcription ends.
-    TranscriptStop = "transcript-stop",
+    TranscriptStop(TranscriptStop) = "transcript-stop",
     /// Asks for text to be spoken.
-    Synthesize = "synthesize",
+    Synthesize(Synthesize) = "synthesize",
     /// Streamed text to speak begins.
-    SynthesizeStart = "synthesize-start",
+    SynthesizeStart(SynthesizeStart) = "synthesize-start",
     /// Part of streamed text to speak.
-    SynthesizeChunk = "synthesize-chunk",
+    SynthesizeChunk(SynthesizeChunk) = "synthesize-chunk",
     /// Streamed text to speak ends.
-    SynthesizeStop = "synthesize-stop",
+    SynthesizeStop(SynthesizeStop) = "synthesize-stop",
     /// All audio for streamed text has been sent.
-    SynthesizeStopped = "synthesize-stopped",
+    SynthesizeStopped(SynthesizeStopped) = "synthesize-stopped",
     /// Asks for wake words to be listened for.
-    Detect = "detect",
+    Detect(Detect) = "detect",
     /// A wake word was heard.
-    Detection = "detection",
+    Detection(Detection) = "detection",
     /// The audio ended without a wake word.
-    NotDetected = "not-detected",
+    NotDetected(NotDetected) = "not-detected",
     /// Speech began.
-    VoiceStarted = "voice-started",
+    VoiceStarted(VoiceStarted) = "voice-started",
     /// Speech ended.
-    VoiceStopped = "voice-stopped",
+    VoiceStopped(VoiceStopped) = "voice-stopped",
     /// A satellite asks for a pipeline run.
-    RunPipeline = "run-pipeline",
+    RunPipeline(RunPipeline) = "run-pipeline",
     /// The server takes control of a satellite.
-    RunSatellite = "run-satellite",
+    RunSatellite(RunSatellite) = "run-satellite",
     /// The satellite should stop streaming (muted).
-    PauseSatellite = "pause-satellite",
+    PauseSatellite(PauseSatellite) = "pause-satellite",
     /// A satellite connected to the server.
-    SatelliteConnected = "satellite-connected",
+    SatelliteConnected(SatelliteConnected) = "satellite-connected",
     /// A satellite disconnected from the server.
-    SatelliteDisconnected = "satellite-disconnected",
+    SatelliteDisconnected(SatelliteDisconnected) = "satellite-disconnected",
     /// The satellite started streaming microphone audio.
-    StreamingStarted = "streaming-started",
+    StreamingStarted(StreamingStarted) = "streaming-started",
     /// The satellite stopped streaming microphone audio.
-    StreamingStopped = "streaming-stopped",
+    StreamingStopped(StreamingStopped) = "streaming-stopped",
     /// The reply audio finished playing.
-    Played = "played",
+    Played(Played) = "played",
     /// Asks for the intent of a text.
-    Recognize = "recognize",
+    Recognize(Recognize) = "recognize",
     /// A recognised intent.
-    Intent = "intent",
+    Intent(Intent) = "intent",
     /// No intent was recognised.
-    NotRecognized = "not-recognized",
+    NotRecognized(NotRecognized) = "not-recognized",
     /// A stream of intents begins.
-    IntentsStart = "intents-start",
+    IntentsStart(IntentsStart) = "intents-start",
     /// A stream of intents ends.
-    IntentsStop = "intents-stop",
+    IntentsStop(IntentsStop) = "intents-stop",
     /// A request was handled; `text` is the answer.
-    Handled = "handled",
+    Handled(Handled) = "handled",
     /// A request could not be handled.
-    NotHandled = "not-handled",
+    NotHandled(NotHandled) = "not-handled",
     /// A streamed answer begins.
-    HandledStart = "handled-start",
+    HandledStart(HandledStart) = "handled-start",
     /// Part of a streamed answer.
-    HandledChunk = "handled-chunk",
+    HandledChunk(HandledChunk) = "handled-chunk",
     /// A streamed answer ends.
-    HandledStop = "handled-stop",
+    HandledStop(HandledStop) = "handled-stop",
     /// A timer started.
-    TimerStarted = "timer-started",
+    TimerStarted(TimerStarted) = "timer-started",
     /// A timer changed.
-    TimerUpdated = "timer-updated",
+    TimerUpdated(TimerUpdated) = "timer-updated",
     /// A timer was cancelled.
-    TimerCancelled = "timer-cancelled",
+    TimerCancelled(TimerCancelled) = "timer-cancelled",
     /// A timer finished.
-    TimerFinished = "timer-finished",
+    TimerFinished(TimerFinished) = "timer-finished",
     /// Something went wrong.
-    Error = "error",
+    Error(Error) = "error",
     /// Asks for a [`Pong`].
-    Ping = "ping",
+    Ping(Ping) = "ping",
     /// Answers a [`Ping`].
-    Pong = "pong",
+    Pong(Pong) = "pong",
     /// An application-defined event.
-    UserEvent = "user-event",
+    UserEvent(UserEvent) = "user-event",
 }
 
 empty_events! {
@@ -799,7 +806,10 @@ mod tests {
         assert_eq!(chunk.audio, f.payload);
         let back = Frame::from(Event::AudioChunk(chunk));
         assert_eq!(back.payload, f.payload);
-        assert!(!back.data.contains_key("timestamp"), "null fields are omitted");
+        assert!(
+            !back.data.contains_key("timestamp"),
+            "null fields are omitted"
+        );
     }
 
     #[test]
@@ -835,7 +845,10 @@ mod tests {
         for (kind, data) in [
             ("audio-chunk", json!({"rate": 16000})),
             ("transcript", json!({"text": 5})),
-            ("run-pipeline", json!({"start_stage": "dance", "end_stage": "tts"})),
+            (
+                "run-pipeline",
+                json!({"start_stage": "dance", "end_stage": "tts"}),
+            ),
             ("timer-updated", json!({"id": "t"})),
         ] {
             let err = Event::try_from(frame(kind, data)).unwrap_err();

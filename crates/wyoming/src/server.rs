@@ -43,7 +43,9 @@ impl FromStr for Endpoint {
     type Err = InvalidEndpoint;
 
     fn from_str(uri: &str) -> Result<Self, InvalidEndpoint> {
-        let invalid = || InvalidEndpoint { uri: uri.to_owned() };
+        let invalid = || InvalidEndpoint {
+            uri: uri.to_owned(),
+        };
         if let Some(addr) = uri.strip_prefix("tcp://") {
             let (host, port) = addr.rsplit_once(':').ok_or_else(invalid)?;
             if host.is_empty() || port.parse::<u16>().is_err() {
@@ -199,7 +201,10 @@ impl Server {
             let _ = std::fs::remove_file(path);
         }
         tasks.close();
-        info!(open = tasks.len(), "stopped accepting; waiting for connections");
+        info!(
+            open = tasks.len(),
+            "stopped accepting; waiting for connections"
+        );
         tasks.wait().await;
     }
 }
@@ -270,7 +275,12 @@ pub async fn connect(
         }
         Endpoint::Unix(path) => {
             let stream = UnixStream::connect(path).await?;
-            Ok(Connection::from_stream(stream, path.display().to_string(), config, never))
+            Ok(Connection::from_stream(
+                stream,
+                path.display().to_string(),
+                config,
+                never,
+            ))
         }
         Endpoint::Stdio => Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,

@@ -45,19 +45,21 @@ use wyoming::{
 /// How long a Python peer may take, start-up included, on a loaded 2-core machine.
 const PEER_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// How long one echo may take.
+/// How long one echo, or a server's drain, may take.
 const ECHO_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The Python interpreter of the venv with the reference package.
 fn python() -> PathBuf {
-    let python = std::env::var_os("ATHENA_PYTHON").filter(|p| !p.is_empty()).unwrap_or_else(|| {
-        panic!(
-            "ATHENA_PYTHON is not set. These tests run the reference Python `wyoming` \
+    let python = std::env::var_os("ATHENA_PYTHON")
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| {
+            panic!(
+                "ATHENA_PYTHON is not set. These tests run the reference Python `wyoming` \
              package: run `scripts/python-env.sh` and set ATHENA_PYTHON to the interpreter \
              it prints, e.g. `ATHENA_PYTHON=\"$(scripts/python-env.sh | tail -n 1)\" \
              cargo test -p wyoming`, or run the project's test script, which does both."
-        )
-    });
+            )
+        });
     let python = PathBuf::from(python);
     assert!(
         python.exists(),
@@ -69,7 +71,8 @@ fn python() -> PathBuf {
 
 /// `tests/interop/wyoming_peer.py` at the repository root.
 fn peer_script() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/wyoming_peer.py");
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/wyoming_peer.py");
     assert!(path.exists(), "{} is missing", path.display());
     path
 }
@@ -98,7 +101,7 @@ fn assert_success(output: &Output, what: &str) {
     );
 }
 
-/// A Rust server running in this process until dropped.
+/// A Rust server running in this process until stopped (or the test ends).
 struct RunningServer {
     addr: Option<SocketAddr>,
     shutdown: CancellationToken,
@@ -194,7 +197,12 @@ impl ReferenceEchoServer {
     async fn start() -> Self {
         let mut child = Command::new(python())
             .arg(peer_script())
-            .args(["echo-server", "--uri", "tcp://127.0.0.1:0", "--until-stdin-closes"])
+            .args([
+                "echo-server",
+                "--uri",
+                "tcp://127.0.0.1:0",
+                "--until-stdin-closes",
+            ])
             // Our end of stdin closes with this process: the peer exits even if we
             // are killed before the guard runs.
             .stdin(Stdio::piped())
@@ -694,7 +702,9 @@ fn sample_events() -> Vec<Event> {
         .into(),
         Event::Unknown(Frame {
             kind: "x-athena-from-the-future".into(),
-            data: data(json!({"new_field": [1, "two", {"three": 3.0}], "flag": true, "nothing": null})),
+            data: data(
+                json!({"new_field": [1, "two", {"three": 3.0}], "flag": true, "nothing": null}),
+            ),
             payload: (0..=255u8).collect(),
         }),
     ]
@@ -770,7 +780,9 @@ fn samples_cover_every_variant() {
 async fn rust_client_round_trips_every_event_through_the_reference() {
     let peer = ReferenceEchoServer::start().await;
     let endpoint = Endpoint::Tcp(format!("127.0.0.1:{}", peer.port));
-    let mut conn = connect(&endpoint, &ConnectionConfig::default()).await.expect("connect");
+    let mut conn = connect(&endpoint, &ConnectionConfig::default())
+        .await
+        .expect("connect");
 
     let events = sample_events();
     let mut mismatches = Vec::new();
@@ -780,9 +792,17 @@ async fn rust_client_round_trips_every_event_through_the_reference() {
             .await
             .unwrap_or_else(|_| panic!("no echo of #{i} {} in {ECHO_TIMEOUT:?}", sent.kind()))
             .unwrap_or_else(|e| panic!("echo of #{i} {} is invalid: {e}", sent.kind()))
-            .unwrap_or_else(|| panic!("connection closed instead of the echo of #{i} {}", sent.kind()));
+            .unwrap_or_else(|| {
+                panic!(
+                    "connection closed instead of the echo of #{i} {}",
+                    sent.kind()
+                )
+            });
         if echo != *sent {
-            mismatches.push(format!("#{i} {}\n  sent: {sent:?}\n  back: {echo:?}", sent.kind()));
+            mismatches.push(format!(
+                "#{i} {}\n  sent: {sent:?}\n  back: {echo:?}",
+                sent.kind()
+            ));
         }
     }
     assert!(

@@ -14,11 +14,12 @@ use libfuzzer_sys::fuzz_target;
 use tokio_util::codec::{Decoder, Encoder};
 use wyoming::{Event, Frame, Limits, WyomingCodec};
 
-/// Small limits, so that inputs reach them (`scripts/fuzz.sh` lets inputs grow to 8 KiB).
+/// Small limits, so that inputs reach them (`scripts/fuzz.sh` lets inputs grow to
+/// 8 KiB), yet large enough for the seeds (an `info` data block is 3.4 KiB).
 const LIMITS: Limits = Limits {
-    max_header: 4 << 10,
+    max_header: 1 << 10,
     max_data: 4 << 10,
-    max_payload: 4 << 10,
+    max_payload: 2 << 10,
 };
 
 /// Limits for decoding re-encoded frames: re-encoding may legitimately grow a frame
@@ -62,10 +63,18 @@ fn decode_in_chunks(input: &[u8], chunk: usize) -> Outcome {
 fn assert_round_trip(frame: &Frame) {
     let mut codec = WyomingCodec::new(ROOMY);
     let mut wire = BytesMut::new();
-    codec.encode(frame, &mut wire).expect("a decoded frame encodes");
-    let back = codec.decode_eof(&mut wire).expect("an encoded frame decodes");
+    codec
+        .encode(frame, &mut wire)
+        .expect("a decoded frame encodes");
+    let back = codec
+        .decode_eof(&mut wire)
+        .expect("an encoded frame decodes");
     assert_eq!(back.as_ref(), Some(frame), "frame changed on a round trip");
-    assert!(wire.is_empty(), "encoding left {} bytes undecoded", wire.len());
+    assert!(
+        wire.is_empty(),
+        "encoding left {} bytes undecoded",
+        wire.len()
+    );
     assert!(matches!(codec.decode_eof(&mut wire), Ok(None)));
 }
 
@@ -90,7 +99,11 @@ fn fnv(input: &[u8]) -> usize {
 fuzz_target!(|input: &[u8]| {
     let whole = decode_in_chunks(input, input.len().max(1));
     for chunk in [1, 1 + fnv(input) % 97] {
-        assert_eq!(decode_in_chunks(input, chunk), whole, "reads of {chunk} bytes");
+        assert_eq!(
+            decode_in_chunks(input, chunk),
+            whole,
+            "reads of {chunk} bytes"
+        );
     }
     for frame in &whole.0 {
         assert_round_trip(frame);
