@@ -279,6 +279,25 @@ mod tests {
     }
 }
 
+/// The config section of a service whose only listener is HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// HTTP API and ops endpoints.
+    pub http: SocketAddr,
+}
+
+impl HttpConfig {
+    /// Listening on every interface at `port`.
+    pub fn on_port(port: u16) -> Self {
+        Self {
+            http: SocketAddr::from(([0, 0, 0, 0], port)),
+        }
+    }
+}
+
+impl crate::config::Validate for HttpConfig {}
+
 /// A service whose only listener is its HTTP API (plus the ops endpoints).
 ///
 /// `pending` names the parts that are not available yet; each is reported

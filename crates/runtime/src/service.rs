@@ -204,15 +204,100 @@ pub struct ServiceArgs {
 }
 
 /// `main` of a binary that runs one service: parses [`ServiceArgs`], loads the
-/// service's config `section`, builds the service and runs it.
-pub fn run_single<C, S>(section: &'static str, build: impl FnOnce(C) -> S) -> ExitCode
+/// service's config `section` over `defaults`, builds the service and runs it.
+pub fn run_single<C, S>(section: &'static str, defaults: C, build: impl FnOnce(C) -> S) -> ExitCode
 where
-    C: serde::de::DeserializeOwned + serde::Serialize + Default + crate::Validate,
+    C: serde::de::DeserializeOwned + serde::Serialize + crate::Validate,
     S: Service + 'static,
 {
     let args = <ServiceArgs as clap::Parser>::parse();
     launch(args.config, |source| {
-        let config: C = source.section(section)?;
+        let config: C = source.section_with_defaults(section, defaults)?;
         Ok(vec![Box::new(build(config)) as Box<dyn Service>])
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    /// Takes `drain` to finish after shutdown; records whether it finished.
+    struct Slow {
+        drain: Duration,
+        finished: Arc<AtomicBool>,
+        fail: bool,
+    }
+
+    impl Service for Slow {
+        fn name(&self) -> &'static str {
+            "slow"
+        }
+
+        fn run(self: Box<Self>, ctx: ServiceContext) -> ServiceFuture {
+            Box::pin(async move {
+                if self.fail {
+                    anyhow::bail!("port in use");
+                }
+                ctx.shutdown.cancelled().await;
+                tokio::time::sleep(self.drain).await;
+                self.finished.store(true, Ordering::SeqCst);
+                Ok(())
+            })
+        }
+    }
+
+    fn slow(drain_ms: u64, fail: bool) -> (Box<dyn Service>, Arc<AtomicBool>) {
+        let finished = Arc::new(AtomicBool::new(false));
+        let service = Slow {
+            drain: Duration::from_millis(drain_ms),
+            finished: finished.clone(),
+            fail,
+        };
+        (Box::new(service), finished)
+    }
+
+    fn grace(secs: u64) -> ShutdownConfig {
+        ShutdownConfig {
+            grace_period_secs: secs,
+        }
+    }
+
+    #[tokio::test]
+    async fn in_flight_work_finishes_within_the_grace_period() {
+        let (service, finished) = slow(200, false);
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        run_until_shutdown(vec![service], grace(5), shutdown)
+            .await
+            .unwrap();
+        assert!(finished.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn work_past_the_grace_period_is_aborted() {
+        let (service, finished) = slow(60_000, false);
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        run_until_shutdown(vec![service], grace(1), shutdown)
+            .await
+            .unwrap();
+        assert!(!finished.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn one_failing_service_stops_the_others() {
+        let (failing, _) = slow(0, true);
+        let (healthy, finished) = slow(10, false);
+        let shutdown = CancellationToken::new();
+        let err = run_until_shutdown(vec![failing, healthy], grace(5), shutdown.clone())
+            .await
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("port in use"), "{err:#}");
+        assert!(shutdown.is_cancelled());
+        assert!(finished.load(Ordering::SeqCst), "the healthy one drained");
+    }
 }

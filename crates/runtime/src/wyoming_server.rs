@@ -110,6 +110,10 @@ pub async fn serve<H: Handler>(
     if endpoint == Endpoint::Stdio {
         ctx.readiness.set("wyoming", true, "serving stdio://");
         wyoming::serve_stdio(handler, server_config.connection, ctx.shutdown.clone()).await;
+        // A stdio program lives as long as its one peer, as Wyoming programs
+        // started by another process do.
+        info!("stdin closed; shutting down");
+        ctx.shutdown.cancel();
         return Ok(());
     }
     ctx.readiness

@@ -63,19 +63,32 @@ pub fn build(
             ServiceKind::Orchestrator => Box::new(athena_orchestrator::Orchestrator::new(
                 source.section(athena_orchestrator::NAME)?,
             )),
-            ServiceKind::Stt => Box::new(athena_stt::service(source.section(athena_stt::SECTION)?)),
-            ServiceKind::Tts => Box::new(athena_tts::service(source.section(athena_tts::SECTION)?)),
+            ServiceKind::Stt => Box::new(athena_stt::service(
+                source.section_with_defaults(athena_stt::SECTION, athena_stt::default_config())?,
+            )),
+            ServiceKind::Tts => Box::new(athena_tts::service(
+                source.section_with_defaults(athena_tts::SECTION, athena_tts::default_config())?,
+            )),
             ServiceKind::RouterSmallLlm => Box::new(llm(source, Role::Small)?),
             ServiceKind::RouterLargeLlm => Box::new(llm(source, Role::Large)?),
-            ServiceKind::RagApi => Box::new(athena_rag_api::service(
-                source.section(athena_rag_api::SECTION)?,
-            )),
-            ServiceKind::HaBridge => Box::new(athena_ha_bridge::service(
-                source.section(athena_ha_bridge::SECTION)?,
-            )),
-            ServiceKind::ModeService => Box::new(athena_mode_service::service(
-                source.section(athena_mode_service::SECTION)?,
-            )),
+            ServiceKind::RagApi => {
+                Box::new(athena_rag_api::service(source.section_with_defaults(
+                    athena_rag_api::SECTION,
+                    athena_rag_api::default_config(),
+                )?))
+            }
+            ServiceKind::HaBridge => {
+                Box::new(athena_ha_bridge::service(source.section_with_defaults(
+                    athena_ha_bridge::SECTION,
+                    athena_ha_bridge::default_config(),
+                )?))
+            }
+            ServiceKind::ModeService => {
+                Box::new(athena_mode_service::service(source.section_with_defaults(
+                    athena_mode_service::SECTION,
+                    athena_mode_service::default_config(),
+                )?))
+            }
         });
     }
     Ok(services)

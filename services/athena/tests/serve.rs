@@ -212,3 +212,48 @@ fn bad_config_exits_with_a_clear_message() {
     assert_eq!(out.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
 }
+
+#[test]
+fn wyoming_over_stdio() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_athena"))
+        .args(["serve", "orchestrator"])
+        .env("ATHENA__ORCHESTRATOR__WYOMING__URI", "stdio://")
+        .env(
+            "ATHENA__ORCHESTRATOR__HTTP",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"{\"type\":\"describe\"}\n").unwrap();
+    stdin.flush().unwrap();
+
+    // Read one event: a header line, then `data_length` bytes of data.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut header = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut header).unwrap();
+    let header: serde_json::Value = serde_json::from_str(&header).unwrap();
+    assert_eq!(header["type"], "info");
+    let mut data = vec![0; header["data_length"].as_u64().unwrap() as usize];
+    stdout.read_exact(&mut data).unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&data).unwrap();
+    assert_eq!(info["handle"][0]["name"], "athena");
+
+    // The peer leaves: a stdio program ends with it.
+    drop(stdin);
+    let deadline = Instant::now() + Duration::from_secs(25);
+    loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            assert!(exit.success(), "{exit:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "athena did not exit when stdin closed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

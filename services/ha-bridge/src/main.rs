@@ -3,5 +3,9 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    athena_runtime::run_single(athena_ha_bridge::SECTION, athena_ha_bridge::service)
+    athena_runtime::run_single(
+        athena_ha_bridge::SECTION,
+        athena_ha_bridge::default_config(),
+        athena_ha_bridge::service,
+    )
 }

@@ -6,11 +6,7 @@
 //! `/healthz`, `/readyz` and `/metrics`, graceful drain. Until the inference
 //! engine is built in, the `model` readiness check fails and says why.
 
-use std::net::SocketAddr;
-
-use athena_runtime::Validate;
-use athena_runtime::http::HttpService;
-use serde::{Deserialize, Serialize};
+use athena_runtime::http::{HttpConfig, HttpService};
 
 /// Which of the two deployments this process is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -40,25 +36,15 @@ impl Role {
 
     /// Built-in defaults: each role has its own port.
     pub fn default_config(self) -> Config {
-        let port = match self {
+        HttpConfig::on_port(match self {
             Self::Small => 8400,
             Self::Large => 8401,
-        };
-        Config {
-            http: SocketAddr::from(([0, 0, 0, 0], port)),
-        }
+        })
     }
 }
 
 /// The `[router_small_llm]` / `[router_large_llm]` config section.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    /// HTTP API (OpenAI-compatible) and ops endpoints.
-    pub http: SocketAddr,
-}
-
-impl Validate for Config {}
+pub type Config = HttpConfig;
 
 /// The service for `role`, ready to run.
 pub fn service(role: Role, config: Config) -> HttpService {

@@ -5,11 +5,7 @@
 //! the `policy` readiness check fails and says why, so nothing routes work
 //! to a service that cannot do it.
 
-use std::net::SocketAddr;
-
-use athena_runtime::Validate;
-use athena_runtime::http::HttpService;
-use serde::{Deserialize, Serialize};
+use athena_runtime::http::{HttpConfig, HttpService};
 
 /// The service's name in logs, metrics and `/healthz`.
 pub const NAME: &str = "mode-service";
@@ -18,22 +14,12 @@ pub const NAME: &str = "mode-service";
 pub const SECTION: &str = "mode_service";
 
 /// The `[mode_service]` config section.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    /// HTTP API and ops endpoints.
-    pub http: SocketAddr,
-}
+pub type Config = HttpConfig;
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            http: SocketAddr::from(([0, 0, 0, 0], 8800)),
-        }
-    }
+/// Built-in defaults: HTTP on port 8800.
+pub fn default_config() -> Config {
+    HttpConfig::on_port(8800)
 }
-
-impl Validate for Config {}
 
 /// The service, ready to run.
 pub fn service(config: Config) -> HttpService {

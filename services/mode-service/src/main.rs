@@ -3,5 +3,9 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    athena_runtime::run_single(athena_mode_service::SECTION, athena_mode_service::service)
+    athena_runtime::run_single(
+        athena_mode_service::SECTION,
+        athena_mode_service::default_config(),
+        athena_mode_service::service,
+    )
 }

@@ -2,8 +2,8 @@
 
 use std::process::ExitCode;
 
-use athena_orchestrator::{NAME, Orchestrator};
+use athena_orchestrator::{Config, NAME, Orchestrator};
 
 fn main() -> ExitCode {
-    athena_runtime::run_single(NAME, Orchestrator::new)
+    athena_runtime::run_single(NAME, Config::default(), Orchestrator::new)
 }

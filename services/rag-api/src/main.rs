@@ -3,5 +3,9 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    athena_runtime::run_single(athena_rag_api::SECTION, athena_rag_api::service)
+    athena_runtime::run_single(
+        athena_rag_api::SECTION,
+        athena_rag_api::default_config(),
+        athena_rag_api::service,
+    )
 }

@@ -3,5 +3,9 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    athena_runtime::run_single(athena_stt::SECTION, athena_stt::service)
+    athena_runtime::run_single(
+        athena_stt::SECTION,
+        athena_stt::default_config(),
+        athena_stt::service,
+    )
 }

@@ -3,5 +3,9 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    athena_runtime::run_single(athena_tts::SECTION, athena_tts::service)
+    athena_runtime::run_single(
+        athena_tts::SECTION,
+        athena_tts::default_config(),
+        athena_tts::service,
+    )
 }
