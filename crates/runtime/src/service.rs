@@ -68,9 +68,11 @@ pub async fn run_until_shutdown(
 
     let mut failure: Option<anyhow::Error> = None;
     tokio::select! {
+        // On a signal, services end as they drain: that is not a failure.
+        biased;
         () = shutdown.cancelled() => {}
         Some(joined) = tasks.join_next() => {
-            failure = Some(ended_early(joined));
+            failure = ended_early(joined, shutdown.is_cancelled());
             shutdown.cancel();
         }
     }
@@ -103,13 +105,16 @@ pub async fn run_until_shutdown(
     failure.map_or(Ok(()), Err)
 }
 
+/// Why the process must stop because a service ended, if it must.
 fn ended_early(
     joined: Result<(&'static str, anyhow::Result<()>), tokio::task::JoinError>,
-) -> anyhow::Error {
+    draining: bool,
+) -> Option<anyhow::Error> {
     match joined {
-        Ok((name, Ok(()))) => anyhow::anyhow!("{name} stopped on its own"),
-        Ok((name, Err(e))) => e.context(format!("{name} failed")),
-        Err(e) => anyhow::anyhow!("a service panicked: {e}"),
+        Ok((_, Ok(()))) if draining => None,
+        Ok((name, Ok(()))) => Some(anyhow::anyhow!("{name} stopped on its own")),
+        Ok((name, Err(e))) => Some(e.context(format!("{name} failed"))),
+        Err(e) => Some(anyhow::anyhow!("a service panicked: {e}")),
     }
 }
 

@@ -156,6 +156,26 @@ impl EventReader {
         }
     }
 
+    /// Reads and drops what the peer is still sending, for at most `limit`
+    /// bytes or `within`. Closing a socket with unread input makes the kernel
+    /// reset the connection, which can destroy the `error` event just sent;
+    /// draining first lets the peer read why it was closed.
+    pub async fn discard_input(&mut self, limit: usize, within: Duration) {
+        use tokio::io::AsyncReadExt;
+        let inner = self.inner.get_mut();
+        let mut buf = [0u8; 8192];
+        let mut left = limit;
+        let _ = tokio::time::timeout(within, async {
+            while left > 0 {
+                match inner.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => left = left.saturating_sub(n),
+                }
+            }
+        })
+        .await;
+    }
+
     /// The next event, or `None` at the end of the stream.
     pub async fn next_event(&mut self) -> Result<Option<Event>, ConnectionError> {
         match self.next_frame().await? {

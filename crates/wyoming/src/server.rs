@@ -236,6 +236,10 @@ async fn run_connection<H: Handler>(handler: &H, conn: &mut Connection) {
         warn!(error = %e, code, "closing connection");
         if let Some(event) = e.to_event() {
             let _ = conn.send(event).await;
+            let _ = conn.writer.close().await;
+            conn.reader
+                .discard_input(1 << 20, std::time::Duration::from_millis(500))
+                .await;
         }
     }
     let _ = conn.writer.close().await;
