@@ -303,3 +303,32 @@ async fn grpc_and_ops_share_one_port() {
     stream.read_to_string(&mut response).await.unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
 }
+
+/// A caller holds an `Arc<dyn SpeechToText>` and cannot tell whether it is the
+/// implementation itself (one process) or the gRPC client (apart): both give
+/// the same results for the same calls.
+#[tokio::test]
+async fn in_process_and_over_the_network_look_the_same() {
+    let engine: Arc<dyn SpeechToText> = Arc::new(CountingStt);
+    let (uri, _stop) = serve(athena_api::stt::grpc_router(engine.clone())).await;
+    let remote: Arc<dyn SpeechToText> = Arc::new(GrpcSpeechToText::connect_lazy(&uri).unwrap());
+
+    let mut results = Vec::new();
+    for stt in [engine, remote] {
+        let models = stt.describe().await.unwrap();
+        let events: Vec<_> = stt
+            .recognize(speech_config(true), chunks(&[640, 1280]))
+            .await
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+            .await;
+        let missing = RecognitionConfig {
+            model: Some("missing".into()),
+            ..speech_config(false)
+        };
+        let error = stt.recognize(missing, chunks(&[1])).await.err().unwrap();
+        results.push((models, events, error));
+    }
+    assert_eq!(results[0], results[1]);
+}

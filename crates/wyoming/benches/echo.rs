@@ -159,12 +159,16 @@ fn main() {
     // `cargo bench` passes `--bench`; nothing else to parse.
     let python = std::env::var_os("ATHENA_PYTHON")
         .expect("ATHENA_PYTHON is not set: run scripts/bench-wyoming.sh");
-    let peer_script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/wyoming_peer.py");
+    let peer_script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/interop/wyoming_peer.py");
 
     let mut py = Command::new(python);
-    py.arg(peer_script)
-        .args(["echo-server", "--uri", "tcp://127.0.0.1:0", "--until-stdin-closes"]);
+    py.arg(peer_script).args([
+        "echo-server",
+        "--uri",
+        "tcp://127.0.0.1:0",
+        "--until-stdin-closes",
+    ]);
     let python_server = spawn(py);
     let mut rs = Command::new(std::env::current_exe().unwrap());
     rs.env("WYOMING_BENCH_SERVE", "1");
@@ -177,9 +181,7 @@ fn main() {
     let reference = runtime.block_on(measure(python_server.port));
     let athena = runtime.block_on(measure(rust_server.port));
 
-    println!(
-        "Wyoming echo of audio-chunk events ({PAYLOAD}-byte payload), one server thread each"
-    );
+    println!("Wyoming echo of audio-chunk events ({PAYLOAD}-byte payload), one server thread each");
     println!("| measure | wyoming 1.10.2 (Python) | Athena `wyoming` | ratio |");
     println!("|---|---|---|---|");
     let row = |name: &str, py: f64, rs: f64, unit: &str, lower_is_better: bool| {
