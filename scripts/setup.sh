@@ -7,7 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 # Build: a C toolchain for -sys crates. Tests: Python venvs for reference
 # peers; docker-compose (1.29) validates compose.yaml without a Docker engine.
-packages=(build-essential pkg-config python3 python3-venv curl ca-certificates docker-compose)
+packages=(build-essential pkg-config python3 python3-venv curl ca-certificates docker-compose cmake libclang-dev)
 
 missing=()
 for p in "${packages[@]}"; do

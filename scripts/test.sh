@@ -26,5 +26,9 @@ docker-compose -f compose.yaml config -q
 step "fuzz the Wyoming decoder for ${ATHENA_FUZZ_SECONDS:-60} s"
 "$ATHENA_ROOT/scripts/fuzz.sh" "${ATHENA_FUZZ_SECONDS:-60}"
 
+step "models the tests use (checked against their pinned sha256)"
+cargo build --locked -p athena
+"$CARGO_TARGET_DIR/debug/athena" models pull whisper-tiny.en sample-jfk
+
 step "cargo test"
 cargo test --workspace --locked

@@ -5,6 +5,8 @@
 //! difference. Where one service calls another, this is where the in-process
 //! client is handed to it instead of a network one.
 
+pub mod models;
+
 use athena_llm::Role;
 use athena_runtime::ConfigSource;
 use athena_runtime::service::Service;

@@ -25,6 +25,11 @@ enum Command {
         #[arg(value_enum)]
         services: Vec<ServiceKind>,
     },
+    /// Lists, downloads and verifies models.
+    Models {
+        #[command(subcommand)]
+        command: athena::models::ModelsCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -33,5 +38,6 @@ fn main() -> ExitCode {
         Command::Serve { services } => {
             athena_runtime::launch(cli.config, |source| athena::build(source, &services))
         }
+        Command::Models { command } => athena::models::run(command),
     }
 }

@@ -28,3 +28,6 @@ pub fn service(config: Config) -> HttpService {
         "no speech-to-text engine is built into this version yet",
     )
 }
+
+pub mod engine;
+pub mod model;

@@ -1,0 +1,473 @@
+//! The whisper.cpp engine, through whisper-rs.
+//!
+//! The model (a ggml file, see [`crate::model::ggml`]) is loaded once into a
+//! [`WhisperContext`] and shared. Each call runs on its own [`WhisperState`]
+//! (the KV caches and compute buffers), taken from a small pool and put back
+//! afterwards, so concurrent calls never share one and a sequence of calls
+//! does not pay for allocating one each time. Decoding is greedy, without
+//! timestamps, with non-speech tokens suppressed and no text carried over
+//! from one call to the next.
+//!
+//! With [`TranscribeOptions::reduced_context`], audio shorter than the 30 s
+//! window is encoded with a shorter encoder context (whisper.cpp's
+//! `audio_ctx`), see [`reduced_audio_ctx`]: the encoder's cost grows with
+//! its context, so a 3-second command costs a fraction of a full window.
+//! A reduced-context result with implausibly many tokens (a decoding loop,
+//! Whisper's failure mode on short windows) is redone with the full context.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use whisper_rs::{
+    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
+};
+
+use super::{EngineError, EngineInfo, SAMPLE_RATE, TranscribeOptions, Transcriber, Transcription};
+use crate::model::ggml;
+
+/// Samples per encoder frame: a 10 ms mel hop, halved again by the stride-2
+/// convolution, so one encoder position covers 20 ms.
+const SAMPLES_PER_AUDIO_CTX: usize = 320;
+/// Silence kept after the audio in a reduced context (1 s), so the model
+/// sees the end of speech as it does in training.
+const REDUCED_CTX_MARGIN: usize = 50;
+/// Reduced contexts are multiples of this.
+const REDUCED_CTX_MULTIPLE: usize = 64;
+/// The smallest reduced context (7.68 s). Whisper was trained on 30 s
+/// windows; with much shorter ones it tends to loop ("asked, asked, ...").
+/// Measured on tiny.en with cuts of jfk.wav: 256 positions looped for every
+/// cut from 2.5 s to 5 s, 320 repeated phrases of a 2.5 s and 3 s cut, 384
+/// and more gave the full-context text for every cut that fit.
+const REDUCED_CTX_MIN: usize = 384;
+/// A reduced-context result with more tokens than this many per second of
+/// audio (plus [`PLAUSIBLE_TOKENS_BASE`]) is taken for a decoding loop and
+/// redone with the full context. Fast speech is about 4–5 tokens a second.
+const PLAUSIBLE_TOKENS_PER_SECOND: f32 = 6.0;
+/// See [`PLAUSIBLE_TOKENS_PER_SECOND`].
+const PLAUSIBLE_TOKENS_BASE: f32 = 10.0;
+/// Hints longer than this (bytes) are cut.
+const MAX_HINT_BYTES: usize = 1024;
+
+/// Settings of the whisper.cpp engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WhisperCppConfig {
+    /// CPU threads per transcription.
+    pub threads: usize,
+    /// Run on the GPU back-end compiled in (features `cuda`, `hipblas`,
+    /// `vulkan`, `metal`); ignored without one.
+    pub use_gpu: bool,
+    /// Which GPU.
+    pub gpu_device: i32,
+    /// Use flash attention (on a 2-core AVX-512 CPU it was about 20% slower
+    /// with tiny.en, hence off by default).
+    pub flash_attn: bool,
+    /// States kept for reuse between calls (one per concurrent call is ideal).
+    pub max_idle_states: usize,
+    /// Retry at higher temperatures when greedy decoding looks degenerate
+    /// (whisper's default). Off by default: the result is then deterministic.
+    pub temperature_fallback: bool,
+}
+
+impl Default for WhisperCppConfig {
+    fn default() -> Self {
+        Self {
+            threads: 2,
+            use_gpu: true,
+            gpu_device: 0,
+            flash_attn: false,
+            max_idle_states: 2,
+            temperature_fallback: false,
+        }
+    }
+}
+
+/// The encoder context to use for `samples` of audio when reducing it, or
+/// `None` when the full context (`n_audio_ctx`, 1500 = 30 s) is needed anyway.
+///
+/// It covers the audio plus a second, rounded up to a multiple of 64, and at
+/// least 384 positions (7.68 s).
+pub fn reduced_audio_ctx(samples: usize, n_audio_ctx: usize) -> Option<usize> {
+    let needed = samples.div_ceil(SAMPLES_PER_AUDIO_CTX) + REDUCED_CTX_MARGIN;
+    let frames = needed
+        .div_ceil(REDUCED_CTX_MULTIPLE)
+        .saturating_mul(REDUCED_CTX_MULTIPLE)
+        .max(REDUCED_CTX_MIN);
+    (frames < n_audio_ctx).then_some(frames)
+}
+
+/// Whether `tokens` are too many for `seconds` of speech: the sign of a
+/// decoding loop, which runs until the decoder's token limit.
+fn looks_like_a_loop(tokens: usize, seconds: f32) -> bool {
+    tokens as f32 > PLAUSIBLE_TOKENS_BASE + PLAUSIBLE_TOKENS_PER_SECOND * seconds
+}
+
+/// whisper.cpp with one loaded model.
+pub struct WhisperCpp {
+    ctx: WhisperContext,
+    states: Mutex<Vec<WhisperState>>,
+    config: WhisperCppConfig,
+    info: EngineInfo,
+    multilingual: bool,
+    n_audio_ctx: usize,
+    max_prompt_tokens: usize,
+}
+
+impl std::fmt::Debug for WhisperCpp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WhisperCpp")
+            .field("info", &self.info)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WhisperCpp {
+    /// Loads a ggml model file. The file's structure is checked first, so a
+    /// corrupt or truncated file is an error rather than a crash in C++.
+    pub fn load(path: &Path, config: WhisperCppConfig) -> Result<Self, EngineError> {
+        let load_error = |reason: String| EngineError::Load {
+            path: path.to_owned(),
+            reason,
+        };
+        whisper_rs::install_logging_hooks();
+        let summary = ggml::inspect(path).map_err(|e| load_error(e.to_string()))?;
+        let path_str = path
+            .to_str()
+            .ok_or_else(|| load_error("the path is not UTF-8".into()))?;
+
+        let mut params = WhisperContextParameters::default();
+        params
+            .use_gpu(
+                config.use_gpu
+                    && cfg!(any(
+                        feature = "cuda",
+                        feature = "hipblas",
+                        feature = "vulkan",
+                        feature = "metal"
+                    )),
+            )
+            .gpu_device(config.gpu_device)
+            .flash_attn(config.flash_attn);
+        let started = std::time::Instant::now();
+        let ctx = WhisperContext::new_with_params(path_str, params).map_err(|e| {
+            load_error(format!("whisper.cpp rejected the model ({e}); see its log"))
+        })?;
+        let state = ctx
+            .create_state()
+            .map_err(|e| load_error(format!("cannot create a whisper.cpp state: {e}")))?;
+
+        let multilingual = ctx.is_multilingual();
+        let languages: Vec<String> = if multilingual {
+            (0..=whisper_rs::get_lang_max_id())
+                .filter_map(whisper_rs::get_lang_str)
+                .map(str::to_owned)
+                .collect()
+        } else {
+            vec!["en".to_owned()]
+        };
+        let size = ctx.model_type_readable_str_lossy().map_or_else(
+            |_| format!("{} layers", summary.hparams.n_audio_layer),
+            |s| s.into_owned(),
+        );
+        let info = EngineInfo {
+            engine: "whisper.cpp".into(),
+            version: whisper_rs::WHISPER_CPP_VERSION.into(),
+            model: format!("whisper {size}{}", if multilingual { "" } else { ".en" }),
+            languages,
+            detects_language: multilingual,
+        };
+        let n_audio_ctx = usize::try_from(ctx.model_n_audio_ctx()).unwrap_or(1500);
+        let max_prompt_tokens = usize::try_from(ctx.model_n_text_ctx() / 2 - 1).unwrap_or(0);
+        tracing::info!(
+            model = %info.model,
+            path = %path.display(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            threads = config.threads,
+            "whisper.cpp model loaded"
+        );
+        Ok(Self {
+            ctx,
+            states: Mutex::new(vec![state]),
+            config,
+            info,
+            multilingual,
+            n_audio_ctx,
+            max_prompt_tokens,
+        })
+    }
+
+    /// Converts a CTranslate2 (faster-whisper) directory into `ggml_cache`
+    /// unless that file exists already, then loads it.
+    pub fn from_ct2_dir(
+        ct2_dir: &Path,
+        ggml_cache: &Path,
+        config: WhisperCppConfig,
+    ) -> Result<Self, EngineError> {
+        crate::model::ensure_converted(ct2_dir, ggml_cache).map_err(|e| EngineError::Load {
+            path: ct2_dir.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Self::load(ggml_cache, config)
+    }
+
+    fn pool(&self) -> MutexGuard<'_, Vec<WhisperState>> {
+        // A panic elsewhere cannot leave a Vec of states inconsistent.
+        self.states.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn take_state(&self) -> Result<WhisperState, EngineError> {
+        if let Some(state) = self.pool().pop() {
+            return Ok(state);
+        }
+        self.ctx
+            .create_state()
+            .map_err(|e| EngineError::Inference(format!("cannot create a whisper.cpp state: {e}")))
+    }
+
+    fn put_state(&self, state: WhisperState) {
+        let mut pool = self.pool();
+        if pool.len() < self.config.max_idle_states {
+            pool.push(state);
+        }
+    }
+
+    /// The language code to give whisper.cpp (`"auto"` to detect).
+    fn language(&self, requested: Option<&str>) -> Result<String, EngineError> {
+        let code = requested
+            .map(|l| {
+                l.trim()
+                    .split(['-', '_'])
+                    .next()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase()
+            })
+            .filter(|l| !l.is_empty() && l != "auto");
+        let supported = || {
+            let list = &self.info.languages;
+            if list.len() > 12 {
+                format!("{}, ... ({} languages)", list[..12].join(", "), list.len())
+            } else {
+                list.join(", ")
+            }
+        };
+        match code {
+            None if self.multilingual => Ok("auto".into()),
+            None => Ok("en".into()),
+            Some(code) if self.info.languages.contains(&code) => Ok(code),
+            Some(_) => Err(EngineError::UnsupportedLanguage {
+                language: requested.unwrap_or_default().to_owned(),
+                supported: supported(),
+            }),
+        }
+    }
+
+    /// The hints as prompt tokens: `" hint, hint"`, at most half the text
+    /// context (the most recent tokens win, as in whisper.cpp).
+    fn prompt_tokens(&self, hints: &[String]) -> Result<Vec<i32>, EngineError> {
+        let joined = hints
+            .iter()
+            .map(|h| h.replace('\0', " ").trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .collect::<Vec<_>>()
+            .join(", ");
+        if joined.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut text = format!(" {joined}");
+        if text.len() > MAX_HINT_BYTES {
+            let mut cut = MAX_HINT_BYTES;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+        }
+        // Every token is at least one byte, so this bound is never exceeded
+        // (whisper-rs mishandles a result that does not fit).
+        let mut tokens = self
+            .ctx
+            .tokenize(&text, text.len() + 1)
+            .map_err(|e| EngineError::Inference(format!("cannot tokenize the hints: {e}")))?;
+        if tokens.len() > self.max_prompt_tokens {
+            tokens.drain(..tokens.len() - self.max_prompt_tokens);
+        }
+        Ok(tokens)
+    }
+}
+
+/// What one whisper.cpp run produced.
+struct Decoded {
+    text: String,
+    language: String,
+    tokens: usize,
+}
+
+impl WhisperCpp {
+    /// One whisper.cpp run over `audio` with the given encoder context
+    /// (`None`: the model's full context).
+    fn run(
+        &self,
+        audio: &[f32],
+        language: &str,
+        prompt: &[i32],
+        audio_ctx: Option<usize>,
+    ) -> Result<Decoded, EngineError> {
+        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        params.set_n_threads(i32::try_from(self.config.threads.max(1)).unwrap_or(1));
+        params.set_language(Some(language));
+        params.set_translate(false);
+        params.set_no_context(true);
+        params.set_no_timestamps(true);
+        params.set_single_segment(true);
+        params.set_token_timestamps(false);
+        params.set_print_special(false);
+        params.set_print_progress(false);
+        params.set_print_realtime(false);
+        params.set_print_timestamps(false);
+        params.set_suppress_blank(true);
+        params.set_suppress_nst(true);
+        params.set_temperature(0.0);
+        if !self.config.temperature_fallback {
+            params.set_temperature_inc(0.0);
+        }
+        if !prompt.is_empty() {
+            params.set_tokens(prompt);
+        }
+        // 0 means the model's full context.
+        params.set_audio_ctx(audio_ctx.map_or(0, |c| i32::try_from(c).unwrap_or(0)));
+
+        let mut state = self.take_state()?;
+        state
+            .full(params, audio)
+            .map_err(|e| EngineError::Inference(e.to_string()))?;
+        let mut text = String::new();
+        let mut tokens = 0;
+        for segment in state.as_iter() {
+            tokens += usize::try_from(segment.n_tokens()).unwrap_or(0);
+            let piece = segment
+                .to_str_lossy()
+                .map_err(|e| EngineError::Inference(e.to_string()))?;
+            let piece = piece.trim();
+            if !piece.is_empty() {
+                if !text.is_empty() {
+                    text.push(' ');
+                }
+                text.push_str(piece);
+            }
+        }
+        let language = if language == "auto" {
+            whisper_rs::get_lang_str(state.full_lang_id_from_state())
+                .unwrap_or("en")
+                .to_owned()
+        } else {
+            language.to_owned()
+        };
+        self.put_state(state);
+        Ok(Decoded {
+            text,
+            language,
+            tokens,
+        })
+    }
+}
+
+impl Transcriber for WhisperCpp {
+    fn describe(&self) -> EngineInfo {
+        self.info.clone()
+    }
+
+    fn transcribe(
+        &self,
+        audio: &[f32],
+        options: &TranscribeOptions,
+    ) -> Result<Transcription, EngineError> {
+        if audio.is_empty() {
+            return Err(EngineError::InvalidAudio("no samples".into()));
+        }
+        if let Some(i) = audio.iter().position(|s| !s.is_finite()) {
+            return Err(EngineError::InvalidAudio(format!(
+                "sample {i} is not a finite number"
+            )));
+        }
+        if audio.len() > i32::MAX as usize {
+            return Err(EngineError::InvalidAudio("too many samples".into()));
+        }
+        let language = self.language(options.language.as_deref())?;
+        let prompt = self.prompt_tokens(&options.hints)?;
+        let audio_seconds = audio.len() as f32 / SAMPLE_RATE as f32;
+        let reduced = if options.reduced_context {
+            reduced_audio_ctx(audio.len(), self.n_audio_ctx)
+        } else {
+            None
+        };
+
+        let started = std::time::Instant::now();
+        let mut decoded = self.run(audio, &language, &prompt, reduced)?;
+        let mut audio_ctx = reduced.unwrap_or(self.n_audio_ctx);
+        if reduced.is_some() && looks_like_a_loop(decoded.tokens, audio_seconds) {
+            tracing::debug!(
+                tokens = decoded.tokens,
+                audio_seconds,
+                audio_ctx,
+                "reduced context looks like a decoding loop; redoing with the full context"
+            );
+            decoded = self.run(audio, &language, &prompt, None)?;
+            audio_ctx = self.n_audio_ctx;
+        }
+        tracing::debug!(
+            audio_seconds,
+            audio_ctx,
+            tokens = decoded.tokens,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "transcribed"
+        );
+        Ok(Transcription {
+            text: decoded.text,
+            language: decoded.language,
+            audio_seconds,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn loops_are_told_from_speech() {
+        // The loops seen with too short a context ran to 220 tokens.
+        assert!(looks_like_a_loop(220, 4.0));
+        assert!(looks_like_a_loop(220, 11.0));
+        // jfk.wav: 7 tokens for 4 s, 25 for 11 s.
+        assert!(!looks_like_a_loop(7, 4.0));
+        assert!(!looks_like_a_loop(25, 11.0));
+        // A one-second command of a few words.
+        assert!(!looks_like_a_loop(8, 1.0));
+    }
+
+    #[test]
+    fn reduced_context_covers_the_audio_plus_a_margin() {
+        let s = SAMPLE_RATE as usize;
+        // 1 s: 50 + 50 frames, raised to the 384 minimum.
+        assert_eq!(reduced_audio_ctx(s, 1500), Some(384));
+        // 4 s: 200 + 50 = 250 → 384.
+        assert_eq!(reduced_audio_ctx(4 * s, 1500), Some(384));
+        // 7 s: 350 + 50 = 400 → 448.
+        assert_eq!(reduced_audio_ctx(7 * s, 1500), Some(448));
+        // 11 s: 550 + 50 = 600 → 640.
+        assert_eq!(reduced_audio_ctx(11 * s, 1500), Some(640));
+        // 20 s: 1000 + 50 = 1050 → 1088.
+        assert_eq!(reduced_audio_ctx(20 * s, 1500), Some(1088));
+        // 29 s would need 1500 + rounding: full context.
+        assert_eq!(reduced_audio_ctx(29 * s, 1500), None);
+        assert_eq!(reduced_audio_ctx(60 * s, 1500), None);
+        // Every reduced context covers its audio.
+        for samples in (1..30 * s).step_by(4801) {
+            if let Some(ctx) = reduced_audio_ctx(samples, 1500) {
+                assert!(ctx * SAMPLES_PER_AUDIO_CTX >= samples + REDUCED_CTX_MARGIN * 320);
+                assert_eq!(ctx % REDUCED_CTX_MULTIPLE, 0);
+            }
+        }
+    }
+}

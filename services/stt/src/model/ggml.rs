@@ -1,0 +1,1091 @@
+//! Converts a CTranslate2 (faster-whisper) Whisper directory into the legacy
+//! ggml model file whisper.cpp loads.
+//!
+//! The output is what whisper.cpp's `models/convert-pt-to-ggml.py` writes,
+//! all integers little-endian `i32`:
+//!
+//! ```text
+//! magic 0x67676d6c ("ggml")
+//! hparams: n_vocab n_audio_ctx n_audio_state n_audio_head n_audio_layer
+//!          n_text_ctx n_text_state n_text_head n_text_layer n_mels ftype(1 = f16)
+//! mel filters: n_mel, n_fft (201), n_mel × n_fft f32            (see `mel.rs`)
+//! vocab: count, then per token: length, bytes                     (ids below <|endoftext|>)
+//! tensors: n_dims, name length, type (0 f32, 1 f16), dims innermost first, name, data
+//! ```
+//!
+//! Names map as follows (`N` a layer index, `d` the model width):
+//!
+//! | CTranslate2 | whisper.cpp |
+//! |---|---|
+//! | `encoder/conv{1,2}/weight` `[d, in, 3]` | `encoder.conv{1,2}.weight` (f16) |
+//! | `encoder/conv{1,2}/bias` `[d]` | `encoder.conv{1,2}.bias` as `[d, 1]` (f32) |
+//! | `encoder/position_encodings/encodings` | `encoder.positional_embedding` (f32) |
+//! | `encoder/layer_norm/{gamma,beta}` | `encoder.ln_post.{weight,bias}` |
+//! | `*/layer_N/self_attention/layer_norm` | `*.blocks.N.attn_ln` |
+//! | `*/layer_N/self_attention/linear_0` `[3d, d]` | `*.blocks.N.attn.{query,key,value}` (split by rows) |
+//! | `*/layer_N/self_attention/linear_1` | `*.blocks.N.attn.out` |
+//! | `decoder/layer_N/attention/layer_norm` | `decoder.blocks.N.cross_attn_ln` |
+//! | `decoder/layer_N/attention/linear_0` | `decoder.blocks.N.cross_attn.query` |
+//! | `decoder/layer_N/attention/linear_1` `[2d, d]` | `decoder.blocks.N.cross_attn.{key,value}` (split) |
+//! | `decoder/layer_N/attention/linear_2` | `decoder.blocks.N.cross_attn.out` |
+//! | `*/layer_N/ffn/layer_norm` | `*.blocks.N.mlp_ln` |
+//! | `*/layer_N/ffn/linear_{0,1}` | `*.blocks.N.mlp.{0,2}` |
+//! | `decoder/embeddings/weight` | `decoder.token_embedding.weight` (also the output projection) |
+//! | `decoder/position_encodings/encodings` | `decoder.positional_embedding` (f32) |
+//! | `decoder/layer_norm/{gamma,beta}` | `decoder.ln.{weight,bias}` |
+//!
+//! whisper.cpp has no key bias. CTranslate2 stores a zero one in the fused
+//! projections (Whisper's key projection has none); it is dropped. Even a
+//! non-zero key bias would not matter: it adds the same `q·b` to every score
+//! of a query, which softmax cancels.
+//!
+//! Matrices (and conv kernels) are written as f16, vectors, conv biases and
+//! positional embeddings as f32, the types whisper.cpp allocates for them.
+//! Quantized CTranslate2 weights are dequantized first.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use super::ct2::{Ct2Error, Ct2Model};
+use super::mel;
+
+/// ggml's file magic, "ggml" read as a little-endian `u32`.
+pub const GGML_MAGIC: u32 = 0x6767_6d6c;
+
+/// `GGML_FTYPE_MOSTLY_F16`: matrices in f16.
+const FTYPE_F16: i32 = 1;
+
+/// What can go wrong converting a model.
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    /// A file the conversion needs is not in the CTranslate2 directory.
+    #[error("{} is missing from the CTranslate2 model directory {}", .file, .dir.display())]
+    MissingFile {
+        /// The directory.
+        dir: PathBuf,
+        /// The missing file(s).
+        file: &'static str,
+    },
+    /// `model.bin` could not be read or parsed.
+    #[error(transparent)]
+    Ct2(#[from] Ct2Error),
+    /// The model is not a Whisper model.
+    #[error("the CTranslate2 model is a {found}, not a WhisperSpec")]
+    UnsupportedSpec {
+        /// The spec name in the file.
+        found: String,
+    },
+    /// A variable does not have the shape the hyperparameters imply.
+    #[error("variable {name} has shape {found:?}, expected {expected:?}")]
+    Shape {
+        /// The variable.
+        name: String,
+        /// The shape it should have.
+        expected: Vec<usize>,
+        /// The shape it has.
+        found: Vec<usize>,
+    },
+    /// The hyperparameters are inconsistent or out of range.
+    #[error("unsupported Whisper hyperparameters: {0}")]
+    Hparams(String),
+    /// The vocabulary file is unusable.
+    #[error("vocabulary {}: {reason}", .path.display())]
+    Vocabulary {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Reading an auxiliary file or writing the output failed.
+    #[error("{}: {source}", .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// Whisper's hyperparameters, as whisper.cpp's file header stores them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WhisperHparams {
+    /// Vocabulary size (51864 for `.en` models, 51865 or 51866 otherwise).
+    pub n_vocab: usize,
+    /// Encoder positions (1500 = 30 s).
+    pub n_audio_ctx: usize,
+    /// Encoder width.
+    pub n_audio_state: usize,
+    /// Encoder attention heads.
+    pub n_audio_head: usize,
+    /// Encoder layers.
+    pub n_audio_layer: usize,
+    /// Decoder positions (448).
+    pub n_text_ctx: usize,
+    /// Decoder width.
+    pub n_text_state: usize,
+    /// Decoder attention heads.
+    pub n_text_head: usize,
+    /// Decoder layers.
+    pub n_text_layer: usize,
+    /// Mel bands (80, or 128 for large-v3).
+    pub n_mels: usize,
+}
+
+impl WhisperHparams {
+    /// Reads the hyperparameters from a CTranslate2 Whisper model's variables.
+    pub fn from_ct2(model: &Ct2Model) -> Result<Self, ConvertError> {
+        let shape = |name: &str, rank: usize| -> Result<Vec<usize>, ConvertError> {
+            let var = model.get(name)?;
+            if var.shape.len() != rank {
+                return Err(ConvertError::Hparams(format!(
+                    "{name} has rank {}, expected {rank}",
+                    var.shape.len()
+                )));
+            }
+            Ok(var.shape.to_vec())
+        };
+        let embeddings = shape("decoder/embeddings/weight", 2)?;
+        let audio_pos = shape("encoder/position_encodings/encodings", 2)?;
+        let text_pos = shape("decoder/position_encodings/encodings", 2)?;
+        let conv1 = shape("encoder/conv1/weight", 3)?;
+        let count_layers = |side: &str| {
+            (0..)
+                .take_while(|i| model.contains(&format!("{side}/layer_{i}/ffn/linear_0/weight")))
+                .count()
+        };
+        let heads = |side: &str, width: usize| -> Result<usize, ConvertError> {
+            let name = format!("{side}/num_heads");
+            if !model.contains(&name) {
+                // Older specs: Whisper's heads are always 64 wide.
+                return Ok(width / 64);
+            }
+            let n = model.get(&name)?.scalar_i64()?;
+            usize::try_from(n)
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| ConvertError::Hparams(format!("{name} is {n}")))
+        };
+        let n_audio_state = audio_pos[1];
+        let n_text_state = embeddings[1];
+        let hp = Self {
+            n_vocab: embeddings[0],
+            n_audio_ctx: audio_pos[0],
+            n_audio_state,
+            n_audio_head: heads("encoder", n_audio_state)?,
+            n_audio_layer: count_layers("encoder"),
+            n_text_ctx: text_pos[0],
+            n_text_state,
+            n_text_head: heads("decoder", n_text_state)?,
+            n_text_layer: count_layers("decoder"),
+            n_mels: conv1[1],
+        };
+        hp.validate()?;
+        Ok(hp)
+    }
+
+    fn validate(&self) -> Result<(), ConvertError> {
+        let bad = |reason: String| Err(ConvertError::Hparams(reason));
+        if self.n_text_state != self.n_audio_state {
+            return bad(format!(
+                "decoder width {} differs from encoder width {} (whisper.cpp needs them equal)",
+                self.n_text_state, self.n_audio_state
+            ));
+        }
+        if self.n_audio_layer == 0 || self.n_text_layer == 0 {
+            return bad("no encoder or decoder layers found".into());
+        }
+        for (what, width, heads) in [
+            ("encoder", self.n_audio_state, self.n_audio_head),
+            ("decoder", self.n_text_state, self.n_text_head),
+        ] {
+            if heads == 0 || width % heads != 0 {
+                return bad(format!(
+                    "{what} width {width} is not divisible by {heads} heads"
+                ));
+            }
+        }
+        let fields = [
+            self.n_vocab,
+            self.n_audio_ctx,
+            self.n_audio_state,
+            self.n_text_ctx,
+            self.n_mels,
+        ];
+        if fields.iter().any(|&v| v == 0 || v > i32::MAX as usize) {
+            return bad(format!("a dimension is zero or too large: {self:?}"));
+        }
+        Ok(())
+    }
+
+    fn header(&self) -> [i32; 11] {
+        // validate() bounds every field by i32::MAX.
+        [
+            self.n_vocab as i32,
+            self.n_audio_ctx as i32,
+            self.n_audio_state as i32,
+            self.n_audio_head as i32,
+            self.n_audio_layer as i32,
+            self.n_text_ctx as i32,
+            self.n_text_state as i32,
+            self.n_text_head as i32,
+            self.n_text_layer as i32,
+            self.n_mels as i32,
+            FTYPE_F16,
+        ]
+    }
+}
+
+/// Converts the CTranslate2 Whisper model in `ct2_dir` (`model.bin` plus
+/// `vocabulary.txt` or `vocabulary.json`) into a whisper.cpp ggml file at
+/// `out`. The file appears atomically: it is written next to `out` under a
+/// temporary name and renamed when complete, so a reader never sees half a
+/// model and a failed conversion leaves nothing behind.
+pub fn convert_ct2_to_ggml(ct2_dir: &Path, out: &Path) -> Result<(), ConvertError> {
+    let model_path = ct2_dir.join("model.bin");
+    if !model_path.is_file() {
+        return Err(ConvertError::MissingFile {
+            dir: ct2_dir.to_owned(),
+            file: "model.bin",
+        });
+    }
+    let started = std::time::Instant::now();
+    let model = Ct2Model::read(&model_path)?;
+    if model.spec_name() != "WhisperSpec" {
+        return Err(ConvertError::UnsupportedSpec {
+            found: model.spec_name().to_owned(),
+        });
+    }
+    let hp = WhisperHparams::from_ct2(&model)?;
+    let vocab = read_vocabulary(ct2_dir)?;
+    if vocab.len != hp.n_vocab {
+        tracing::debug!(
+            vocabulary = vocab.len,
+            n_vocab = hp.n_vocab,
+            "vocabulary size differs from the embedding rows"
+        );
+    }
+
+    let io_err = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ConvertError::Io { path, source }
+    };
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    let file_name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{file_name}."))
+        .suffix(".partial")
+        .tempfile_in(&dir)
+        .map_err(io_err(&dir))?;
+    let tmp_path = tmp.path().to_owned();
+    {
+        let mut w = GgmlWriter {
+            w: BufWriter::with_capacity(1 << 20, tmp.as_file_mut()),
+            tensors: 0,
+        };
+        write_model(&mut w, &model, &hp, &vocab.tokens).map_err(|e| e.with_path(&tmp_path))?;
+        w.w.flush().map_err(io_err(&tmp_path))?;
+        tracing::debug!(tensors = w.tensors, "ggml tensors written");
+    }
+    tmp.as_file().sync_all().map_err(io_err(&tmp_path))?;
+    tmp.persist(out).map_err(|e| ConvertError::Io {
+        path: out.to_owned(),
+        source: e.error,
+    })?;
+    tracing::info!(
+        from = %ct2_dir.display(),
+        to = %out.display(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "converted CTranslate2 Whisper model to ggml"
+    );
+    Ok(())
+}
+
+/// Converts unless `out` already exists; returns whether it converted.
+/// `out` should be a cache path that names the source model (and its version),
+/// since an existing file is taken as is.
+pub fn ensure_converted(ct2_dir: &Path, out: &Path) -> Result<bool, ConvertError> {
+    if out.is_file() {
+        return Ok(false);
+    }
+    convert_ct2_to_ggml(ct2_dir, out)?;
+    Ok(true)
+}
+
+/// What can be wrong with a ggml model file (see [`inspect`]).
+#[derive(Debug, thiserror::Error)]
+pub enum GgmlFileError {
+    /// The file could not be read.
+    #[error("cannot read ggml model {}: {source}", .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file does not start with ggml's magic.
+    #[error("{} is not a ggml Whisper model (magic {found:#010x}, expected {GGML_MAGIC:#010x})", .path.display())]
+    BadMagic {
+        /// The file.
+        path: PathBuf,
+        /// The first four bytes, little-endian.
+        found: u32,
+    },
+    /// The file ends before something it announces.
+    #[error("ggml model {} is truncated: {what} at offset {offset} needs {needed} bytes, the file has {len}", .path.display())]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// What was being read.
+        what: String,
+        /// Where.
+        offset: u64,
+        /// Bytes needed.
+        needed: u64,
+        /// The file's length.
+        len: u64,
+    },
+    /// A field is out of range.
+    #[error("ggml model {} is invalid: {reason}", .path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// What [`inspect`] found in a ggml model file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GgmlSummary {
+    /// The hyperparameters.
+    pub hparams: WhisperHparams,
+    /// The file's `ftype` (1: f16 matrices).
+    pub ftype: i32,
+    /// Tokens in the file's vocabulary.
+    pub vocab: usize,
+    /// Tensors in the file.
+    pub tensors: usize,
+}
+
+/// Elements per block and bytes per block of the ggml tensor types a Whisper
+/// file may hold.
+fn ggml_type_layout(ttype: i32) -> Option<(u64, u64)> {
+    Some(match ttype {
+        0 => (1, 4),     // F32
+        1 => (1, 2),     // F16
+        2 => (32, 18),   // Q4_0
+        3 => (32, 20),   // Q4_1
+        6 => (32, 22),   // Q5_0
+        7 => (32, 24),   // Q5_1
+        8 => (32, 34),   // Q8_0
+        10 => (256, 84), // Q2_K
+        11 => (256, 110),
+        12 => (256, 144),
+        13 => (256, 176),
+        14 => (256, 210), // Q6_K
+        30 => (1, 2),     // BF16
+        _ => return None,
+    })
+}
+
+/// Checks a ggml Whisper file's structure without loading its weights:
+/// magic, plausible hyperparameters, mel filters of the expected size, a
+/// vocabulary and tensor records that fit in the file and end exactly at its
+/// end. whisper.cpp trusts these lengths (a corrupt file can make it
+/// allocate without bound or read garbage), so this runs before loading.
+pub fn inspect(path: &Path) -> Result<GgmlSummary, GgmlFileError> {
+    let io = |source| GgmlFileError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let mut r = FileCursor {
+        r: std::io::BufReader::with_capacity(1 << 16, file),
+        offset: 0,
+        len,
+        path,
+    };
+    let invalid = |reason: String| GgmlFileError::Invalid {
+        path: path.to_owned(),
+        reason,
+    };
+    let magic = r.i32(&|| "magic".into())? as u32;
+    if magic != GGML_MAGIC {
+        return Err(GgmlFileError::BadMagic {
+            path: path.to_owned(),
+            found: magic,
+        });
+    }
+    const NAMES: [&str; 11] = [
+        "n_vocab",
+        "n_audio_ctx",
+        "n_audio_state",
+        "n_audio_head",
+        "n_audio_layer",
+        "n_text_ctx",
+        "n_text_state",
+        "n_text_head",
+        "n_text_layer",
+        "n_mels",
+        "ftype",
+    ];
+    const LIMITS: [i32; 11] = [
+        1 << 20,
+        1 << 16,
+        1 << 16,
+        1 << 10,
+        1 << 10,
+        1 << 16,
+        1 << 16,
+        1 << 10,
+        1 << 10,
+        1 << 10,
+        i32::MAX,
+    ];
+    let mut h = [0usize; 11];
+    for (i, name) in NAMES.iter().enumerate() {
+        let v = r.i32(&|| format!("hparam {name}"))?;
+        let min = if *name == "ftype" { 0 } else { 1 };
+        if v < min || v > LIMITS[i] {
+            return Err(invalid(format!("hparam {name} = {v} is out of range")));
+        }
+        h[i] = v as usize;
+    }
+    let hparams = WhisperHparams {
+        n_vocab: h[0],
+        n_audio_ctx: h[1],
+        n_audio_state: h[2],
+        n_audio_head: h[3],
+        n_audio_layer: h[4],
+        n_text_ctx: h[5],
+        n_text_state: h[6],
+        n_text_head: h[7],
+        n_text_layer: h[8],
+        n_mels: h[9],
+    };
+    hparams.validate().map_err(|e| invalid(e.to_string()))?;
+
+    let n_mel = r.i32(&|| "mel filter count".into())?;
+    let n_fft = r.i32(&|| "mel filter length".into())?;
+    if usize::try_from(n_mel).ok() != Some(hparams.n_mels) || n_fft != (mel::N_FFT / 2 + 1) as i32 {
+        return Err(invalid(format!(
+            "mel filters are {n_mel}x{n_fft}, expected {}x{}",
+            hparams.n_mels,
+            mel::N_FFT / 2 + 1
+        )));
+    }
+    r.skip(n_mel as u64 * n_fft as u64 * 4, &|| "mel filters".into())?;
+
+    let vocab = r.i32(&|| "vocabulary size".into())?;
+    if vocab < 0 || vocab as usize > hparams.n_vocab {
+        return Err(invalid(format!(
+            "vocabulary of {vocab} tokens for n_vocab {}",
+            hparams.n_vocab
+        )));
+    }
+    for id in 0..vocab {
+        let n = r.i32(&|| format!("length of token {id}"))?;
+        if !(0..=1024).contains(&n) {
+            return Err(invalid(format!("token {id} has length {n}")));
+        }
+        r.skip(n as u64, &|| format!("token {id}"))?;
+    }
+
+    let mut tensors = 0usize;
+    while r.offset < len {
+        let t = tensors;
+        let n_dims = r.i32(&|| format!("tensor #{t} rank"))?;
+        let name_len = r.i32(&|| format!("tensor #{t} name length"))?;
+        let ttype = r.i32(&|| format!("tensor #{t} type"))?;
+        if !(1..=4).contains(&n_dims) || !(1..=1024).contains(&name_len) {
+            return Err(invalid(format!(
+                "tensor #{t}: rank {n_dims}, name length {name_len}"
+            )));
+        }
+        let (block, block_bytes) = ggml_type_layout(ttype)
+            .ok_or_else(|| invalid(format!("tensor #{t}: unknown type {ttype}")))?;
+        let mut elements = 1u64;
+        for _ in 0..n_dims {
+            let d = r.i32(&|| format!("tensor #{t} shape"))?;
+            if d < 1 {
+                return Err(invalid(format!("tensor #{t}: dimension {d}")));
+            }
+            elements = elements.saturating_mul(d as u64);
+        }
+        if elements > i32::MAX as u64 || !elements.is_multiple_of(block) {
+            return Err(invalid(format!(
+                "tensor #{t}: {elements} elements do not fit type {ttype}"
+            )));
+        }
+        r.skip(name_len as u64, &|| format!("tensor #{t} name"))?;
+        r.skip(elements / block * block_bytes, &|| {
+            format!("tensor #{t} data")
+        })?;
+        tensors += 1;
+    }
+    if tensors == 0 {
+        return Err(invalid("no tensors".into()));
+    }
+    Ok(GgmlSummary {
+        hparams,
+        ftype: h[10] as i32,
+        vocab: vocab as usize,
+        tensors,
+    })
+}
+
+/// Reads a file front to back, checking each length against the file's size
+/// before reading or skipping.
+struct FileCursor<'p> {
+    r: std::io::BufReader<std::fs::File>,
+    offset: u64,
+    len: u64,
+    path: &'p Path,
+}
+
+impl FileCursor<'_> {
+    fn reserve(&self, n: u64, what: &dyn Fn() -> String) -> Result<(), GgmlFileError> {
+        if self.offset.checked_add(n).is_none_or(|end| end > self.len) {
+            return Err(GgmlFileError::Truncated {
+                path: self.path.to_owned(),
+                what: what(),
+                offset: self.offset,
+                needed: n,
+                len: self.len,
+            });
+        }
+        Ok(())
+    }
+
+    fn io(&self, source: std::io::Error) -> GgmlFileError {
+        GgmlFileError::Io {
+            path: self.path.to_owned(),
+            source,
+        }
+    }
+
+    fn i32(&mut self, what: &dyn Fn() -> String) -> Result<i32, GgmlFileError> {
+        use std::io::Read;
+        self.reserve(4, what)?;
+        let mut b = [0u8; 4];
+        self.r.read_exact(&mut b).map_err(|e| self.io(e))?;
+        self.offset += 4;
+        Ok(i32::from_le_bytes(b))
+    }
+
+    fn skip(&mut self, n: u64, what: &dyn Fn() -> String) -> Result<(), GgmlFileError> {
+        self.reserve(n, what)?;
+        // reserve() bounds n by the file's length, which fits an i64.
+        let step = i64::try_from(n).unwrap_or(i64::MAX);
+        self.r.seek_relative(step).map_err(|e| self.io(e))?;
+        self.offset += n;
+        Ok(())
+    }
+}
+
+/// An error while writing, before the output path is known to the message.
+enum WriteError {
+    Convert(ConvertError),
+    Io(std::io::Error),
+}
+
+impl WriteError {
+    fn with_path(self, path: &Path) -> ConvertError {
+        match self {
+            Self::Convert(e) => e,
+            Self::Io(source) => ConvertError::Io {
+                path: path.to_owned(),
+                source,
+            },
+        }
+    }
+}
+
+impl From<std::io::Error> for WriteError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+impl From<ConvertError> for WriteError {
+    fn from(e: ConvertError) -> Self {
+        Self::Convert(e)
+    }
+}
+
+impl From<Ct2Error> for WriteError {
+    fn from(e: Ct2Error) -> Self {
+        Self::Convert(e.into())
+    }
+}
+
+/// Element type of an output tensor.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    F32,
+    F16,
+}
+
+struct GgmlWriter<W: Write> {
+    w: W,
+    tensors: usize,
+}
+
+impl<W: Write> GgmlWriter<W> {
+    fn i32(&mut self, v: i32) -> std::io::Result<()> {
+        self.w.write_all(&v.to_le_bytes())
+    }
+
+    /// One tensor; `shape` outermost first (PyTorch order), written reversed.
+    fn tensor(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        data: &[f32],
+        kind: Kind,
+    ) -> std::io::Result<()> {
+        debug_assert_eq!(shape.iter().product::<usize>(), data.len());
+        self.i32(shape.len() as i32)?;
+        self.i32(name.len() as i32)?;
+        self.i32(match kind {
+            Kind::F32 => 0,
+            Kind::F16 => 1,
+        })?;
+        for &d in shape.iter().rev() {
+            self.i32(d as i32)?;
+        }
+        self.w.write_all(name.as_bytes())?;
+        let bytes: Vec<u8> = match kind {
+            Kind::F32 => data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            Kind::F16 => data
+                .iter()
+                .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+                .collect(),
+        };
+        self.w.write_all(&bytes)?;
+        self.tensors += 1;
+        Ok(())
+    }
+}
+
+/// A variable's values, checked against the shape the hyperparameters imply.
+fn load(model: &Ct2Model, name: &str, expected: &[usize]) -> Result<Vec<f32>, ConvertError> {
+    let (shape, values) = model.dequantized(name)?;
+    if shape != expected {
+        return Err(ConvertError::Shape {
+            name: name.to_owned(),
+            expected: expected.to_vec(),
+            found: shape,
+        });
+    }
+    Ok(values)
+}
+
+fn write_model<W: Write>(
+    w: &mut GgmlWriter<W>,
+    model: &Ct2Model,
+    hp: &WhisperHparams,
+    tokens: &[Vec<u8>],
+) -> Result<(), WriteError> {
+    w.w.write_all(&GGML_MAGIC.to_le_bytes())?;
+    for v in hp.header() {
+        w.i32(v)?;
+    }
+
+    let filters = mel::whisper_filters(hp.n_mels);
+    w.i32(hp.n_mels as i32)?;
+    w.i32((mel::N_FFT / 2 + 1) as i32)?;
+    let bytes: Vec<u8> = filters.iter().flat_map(|v| v.to_le_bytes()).collect();
+    w.w.write_all(&bytes)?;
+
+    w.i32(tokens.len() as i32)?;
+    for token in tokens {
+        w.i32(token.len() as i32)?;
+        w.w.write_all(token)?;
+    }
+
+    // validate() made the encoder and decoder widths equal.
+    let (d, n_mels) = (hp.n_audio_state, hp.n_mels);
+    let mut e = Emitter { w, model, d };
+
+    e.copy(
+        "encoder/conv1/weight",
+        "encoder.conv1.weight",
+        &[d, n_mels, 3],
+        Kind::F16,
+    )?;
+    e.conv_bias("encoder/conv1/bias", "encoder.conv1.bias")?;
+    e.copy(
+        "encoder/conv2/weight",
+        "encoder.conv2.weight",
+        &[d, d, 3],
+        Kind::F16,
+    )?;
+    e.conv_bias("encoder/conv2/bias", "encoder.conv2.bias")?;
+    let pos = [hp.n_audio_ctx, d];
+    e.copy(
+        "encoder/position_encodings/encodings",
+        "encoder.positional_embedding",
+        &pos,
+        Kind::F32,
+    )?;
+    for i in 0..hp.n_audio_layer {
+        let src = |x: &str| format!("encoder/layer_{i}/{x}");
+        let dst = |x: &str| format!("encoder.blocks.{i}.{x}");
+        e.norm(&src("self_attention/layer_norm"), &dst("attn_ln"))?;
+        e.fused(
+            &src("self_attention/linear_0"),
+            &dst("attn"),
+            &["query", "key", "value"],
+        )?;
+        e.linear(&src("self_attention/linear_1"), &dst("attn.out"))?;
+        e.mlp(&src("ffn"), &dst(""))?;
+    }
+    e.norm("encoder/layer_norm", "encoder.ln_post")?;
+
+    let emb = [hp.n_vocab, d];
+    e.copy(
+        "decoder/embeddings/weight",
+        "decoder.token_embedding.weight",
+        &emb,
+        Kind::F16,
+    )?;
+    let pos = [hp.n_text_ctx, d];
+    e.copy(
+        "decoder/position_encodings/encodings",
+        "decoder.positional_embedding",
+        &pos,
+        Kind::F32,
+    )?;
+    for i in 0..hp.n_text_layer {
+        let src = |x: &str| format!("decoder/layer_{i}/{x}");
+        let dst = |x: &str| format!("decoder.blocks.{i}.{x}");
+        e.norm(&src("self_attention/layer_norm"), &dst("attn_ln"))?;
+        e.fused(
+            &src("self_attention/linear_0"),
+            &dst("attn"),
+            &["query", "key", "value"],
+        )?;
+        e.linear(&src("self_attention/linear_1"), &dst("attn.out"))?;
+        e.norm(&src("attention/layer_norm"), &dst("cross_attn_ln"))?;
+        e.linear(&src("attention/linear_0"), &dst("cross_attn.query"))?;
+        e.fused(
+            &src("attention/linear_1"),
+            &dst("cross_attn"),
+            &["key", "value"],
+        )?;
+        e.linear(&src("attention/linear_2"), &dst("cross_attn.out"))?;
+        e.mlp(&src("ffn"), &dst(""))?;
+    }
+    e.norm("decoder/layer_norm", "decoder.ln")?;
+    Ok(())
+}
+
+/// Writes whisper.cpp tensors from CTranslate2 variables of a model of width `d`.
+struct Emitter<'a, W: Write> {
+    w: &'a mut GgmlWriter<W>,
+    model: &'a Ct2Model,
+    d: usize,
+}
+
+impl<W: Write> Emitter<'_, W> {
+    /// A variable as it is (shape checked), in the given type.
+    fn copy(
+        &mut self,
+        src: &str,
+        dst: &str,
+        shape: &[usize],
+        kind: Kind,
+    ) -> Result<(), WriteError> {
+        let values = load(self.model, src, shape)?;
+        self.w.tensor(dst, shape, &values, kind)?;
+        Ok(())
+    }
+
+    /// A convolution bias `[d]`, which whisper.cpp holds as `[d, 1]` to
+    /// broadcast over time.
+    fn conv_bias(&mut self, src: &str, dst: &str) -> Result<(), WriteError> {
+        let d = self.d;
+        let values = load(self.model, src, &[d])?;
+        self.w.tensor(dst, &[d, 1], &values, Kind::F32)?;
+        Ok(())
+    }
+
+    /// A layer norm: `gamma`/`beta` become `weight`/`bias`, f32.
+    fn norm(&mut self, src: &str, dst: &str) -> Result<(), WriteError> {
+        let d = [self.d];
+        self.copy(
+            &format!("{src}/gamma"),
+            &format!("{dst}.weight"),
+            &d,
+            Kind::F32,
+        )?;
+        self.copy(
+            &format!("{src}/beta"),
+            &format!("{dst}.bias"),
+            &d,
+            Kind::F32,
+        )
+    }
+
+    /// A linear layer `[out, in]` (f16) with its bias (f32).
+    fn linear_sized(
+        &mut self,
+        src: &str,
+        dst: &str,
+        out: usize,
+        inputs: usize,
+    ) -> Result<(), WriteError> {
+        self.copy(
+            &format!("{src}/weight"),
+            &format!("{dst}.weight"),
+            &[out, inputs],
+            Kind::F16,
+        )?;
+        self.copy(
+            &format!("{src}/bias"),
+            &format!("{dst}.bias"),
+            &[out],
+            Kind::F32,
+        )
+    }
+
+    /// A square linear layer `[d, d]`.
+    fn linear(&mut self, src: &str, dst: &str) -> Result<(), WriteError> {
+        self.linear_sized(src, dst, self.d, self.d)
+    }
+
+    /// A fused projection `[parts × d, d]`, split by rows into
+    /// `dst.<part>`; the key gets no bias (whisper.cpp has none).
+    fn fused(&mut self, src: &str, dst: &str, parts: &[&str]) -> Result<(), WriteError> {
+        let (d, n) = (self.d, parts.len());
+        let weight = load(self.model, &format!("{src}/weight"), &[n * d, d])?;
+        let bias = load(self.model, &format!("{src}/bias"), &[n * d])?;
+        for (j, part) in parts.iter().enumerate() {
+            let rows = &weight[j * d * d..(j + 1) * d * d];
+            self.w
+                .tensor(&format!("{dst}.{part}.weight"), &[d, d], rows, Kind::F16)?;
+            let b = &bias[j * d..(j + 1) * d];
+            if *part == "key" {
+                let max = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                if max > 0.0 {
+                    tracing::debug!(variable = %src, max, "dropping a non-zero key bias (softmax cancels it)");
+                }
+            } else {
+                self.w
+                    .tensor(&format!("{dst}.{part}.bias"), &[d], b, Kind::F32)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The feed-forward block `src` (`layer_norm`, `linear_0`, `linear_1`)
+    /// as `<block>mlp_ln`, `<block>mlp.0`, `<block>mlp.2`.
+    fn mlp(&mut self, src: &str, block: &str) -> Result<(), WriteError> {
+        let d = self.d;
+        self.norm(&format!("{src}/layer_norm"), &format!("{block}mlp_ln"))?;
+        let hidden = self.model.get(&format!("{src}/linear_0/bias"))?.len();
+        self.linear_sized(
+            &format!("{src}/linear_0"),
+            &format!("{block}mlp.0"),
+            hidden,
+            d,
+        )?;
+        self.linear_sized(
+            &format!("{src}/linear_1"),
+            &format!("{block}mlp.2"),
+            d,
+            hidden,
+        )
+    }
+}
+
+/// The vocabulary whisper.cpp wants: the byte-level BPE tokens as raw bytes,
+/// that is every id below `<|endoftext|>` (the first special token, whose
+/// id is `len`); whisper.cpp names the special tokens itself.
+struct Vocabulary {
+    tokens: Vec<Vec<u8>>,
+    len: usize,
+}
+
+fn read_vocabulary(dir: &Path) -> Result<Vocabulary, ConvertError> {
+    let txt = dir.join("vocabulary.txt");
+    let json = dir.join("vocabulary.json");
+    let (path, strings): (PathBuf, Vec<String>) = if txt.is_file() {
+        let text = std::fs::read_to_string(&txt).map_err(|source| ConvertError::Io {
+            path: txt.clone(),
+            source,
+        })?;
+        let mut lines: Vec<String> = text.split('\n').map(str::to_owned).collect();
+        if lines.last().is_some_and(String::is_empty) {
+            lines.pop();
+        }
+        (txt, lines)
+    } else if json.is_file() {
+        let text = std::fs::read_to_string(&json).map_err(|source| ConvertError::Io {
+            path: json.clone(),
+            source,
+        })?;
+        let list = serde_json::from_str(&text).map_err(|e| ConvertError::Vocabulary {
+            path: json.clone(),
+            reason: format!("not a JSON list of strings: {e}"),
+        })?;
+        (json, list)
+    } else {
+        return Err(ConvertError::MissingFile {
+            dir: dir.to_owned(),
+            file: "vocabulary.txt (or vocabulary.json)",
+        });
+    };
+    let eot = strings
+        .iter()
+        .position(|t| t == "<|endoftext|>")
+        .ok_or_else(|| ConvertError::Vocabulary {
+            path: path.clone(),
+            reason: "no <|endoftext|> token".into(),
+        })?;
+    let inverse = char_to_byte();
+    let tokens = strings[..eot]
+        .iter()
+        .enumerate()
+        .map(|(id, token)| {
+            decode_byte_level(token, &inverse).ok_or_else(|| ConvertError::Vocabulary {
+                path: path.clone(),
+                reason: format!("token {id} ({token:?}) is not byte-level BPE"),
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Vocabulary {
+        tokens,
+        len: strings.len(),
+    })
+}
+
+/// GPT-2's byte-to-unicode table: printable bytes map to themselves, the
+/// others to U+0100 onwards, in byte order.
+fn byte_to_char() -> [char; 256] {
+    let printable = |b: u8| matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
+    let mut table = ['\0'; 256];
+    let mut next = 256u32;
+    for b in 0..=255u8 {
+        table[usize::from(b)] = if printable(b) {
+            char::from(b)
+        } else {
+            let c = char::from_u32(next).unwrap_or('\0');
+            next += 1;
+            c
+        };
+    }
+    table
+}
+
+/// The inverse of [`byte_to_char`], indexed by code point (all below U+0200).
+fn char_to_byte() -> Vec<Option<u8>> {
+    let mut inverse = vec![None; 512];
+    for (b, c) in byte_to_char().into_iter().enumerate() {
+        inverse[c as usize] = Some(b as u8);
+    }
+    inverse
+}
+
+/// A byte-level BPE token (as in `vocabulary.txt`) back to its bytes.
+fn decode_byte_level(token: &str, inverse: &[Option<u8>]) -> Option<Vec<u8>> {
+    token
+        .chars()
+        .map(|c| inverse.get(c as usize).copied().flatten())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn byte_level_tokens_decode_to_bytes() {
+        let inv = char_to_byte();
+        let decode_byte_level = |t: &str| decode_byte_level(t, &inv);
+        assert_eq!(decode_byte_level("hello").unwrap(), b"hello");
+        assert_eq!(decode_byte_level("Ġthe").unwrap(), b" the");
+        assert_eq!(decode_byte_level("Ċ").unwrap(), b"\n");
+        assert_eq!(decode_byte_level("Ā").unwrap(), vec![0u8]);
+        // "é" is U+00E9, printable: the byte 0xE9 (half of a UTF-8 pair).
+        assert_eq!(decode_byte_level("Ã©").unwrap(), "é".as_bytes());
+        assert_eq!(decode_byte_level("日"), None);
+        let table = byte_to_char();
+        let mut seen: Vec<char> = table.to_vec();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), 256, "the table is a bijection");
+    }
+
+    #[test]
+    fn header_is_the_hparams_then_f16() {
+        let hp = WhisperHparams {
+            n_vocab: 51864,
+            n_audio_ctx: 1500,
+            n_audio_state: 384,
+            n_audio_head: 6,
+            n_audio_layer: 4,
+            n_text_ctx: 448,
+            n_text_state: 384,
+            n_text_head: 6,
+            n_text_layer: 4,
+            n_mels: 80,
+        };
+        assert_eq!(hp.header(), [51864, 1500, 384, 6, 4, 448, 384, 6, 4, 80, 1]);
+    }
+
+    #[test]
+    fn tensor_records_reverse_dims_and_pick_the_type() {
+        let mut w = GgmlWriter {
+            w: Vec::new(),
+            tensors: 0,
+        };
+        w.tensor("a.b", &[2, 3], &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0], Kind::F16)
+            .unwrap();
+        let b = &w.w;
+        let i32_at = |o: usize| i32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        assert_eq!(i32_at(0), 2); // n_dims
+        assert_eq!(i32_at(4), 3); // name length
+        assert_eq!(i32_at(8), 1); // f16
+        assert_eq!((i32_at(12), i32_at(16)), (3, 2)); // innermost first
+        assert_eq!(&b[20..23], b"a.b");
+        assert_eq!(b.len(), 23 + 6 * 2);
+        assert_eq!(half::f16::from_le_bytes([b[25], b[26]]).to_f32(), 1.0);
+    }
+
+    #[test]
+    fn missing_model_bin_is_reported_with_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = convert_ct2_to_ggml(dir.path(), &dir.path().join("out.bin")).unwrap_err();
+        assert!(matches!(
+            err,
+            ConvertError::MissingFile {
+                file: "model.bin",
+                ..
+            }
+        ));
+        assert!(err.to_string().contains("model.bin"));
+        assert!(!dir.path().join("out.bin").exists());
+    }
+
+    #[test]
+    fn other_specs_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = crate::model::ct2::tests::Writer::default();
+        w.f32("x", &[1], &[1.0]);
+        std::fs::write(dir.path().join("model.bin"), w.bytes("TransformerSpec")).unwrap();
+        let err = convert_ct2_to_ggml(dir.path(), &dir.path().join("out.bin")).unwrap_err();
+        assert!(matches!(err, ConvertError::UnsupportedSpec { .. }), "{err}");
+    }
+}

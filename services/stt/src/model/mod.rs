@@ -1,0 +1,9 @@
+//! Whisper weights: reading CTranslate2 (faster-whisper) directories and
+//! converting them into the ggml file whisper.cpp loads.
+
+pub mod ct2;
+pub mod ggml;
+pub mod mel;
+
+pub use ct2::{Ct2Error, Ct2Model};
+pub use ggml::{ConvertError, WhisperHparams, convert_ct2_to_ggml, ensure_converted};
