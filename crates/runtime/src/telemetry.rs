@@ -40,7 +40,8 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
-            level: "info".into(),
+            // whisper.cpp logs every model load line by line at info.
+            level: "info,whisper_rs=warn".into(),
             format: LogFormat::Human,
         }
     }

@@ -65,9 +65,7 @@ pub fn build(
             ServiceKind::Orchestrator => Box::new(athena_orchestrator::Orchestrator::new(
                 source.section(athena_orchestrator::NAME)?,
             )),
-            ServiceKind::Stt => Box::new(athena_stt::service(
-                source.section_with_defaults(athena_stt::SECTION, athena_stt::default_config())?,
-            )),
+            ServiceKind::Stt => Box::new(athena_stt::service(source.section(athena_stt::SECTION)?)),
             ServiceKind::Tts => Box::new(athena_tts::service(
                 source.section_with_defaults(athena_tts::SECTION, athena_tts::default_config())?,
             )),

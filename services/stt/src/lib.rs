@@ -1,11 +1,27 @@
-//! Speech to text: Whisper behind Wyoming (port 10300), gRPC and an OpenAI-compatible HTTP API.
+//! Speech to text: Whisper behind Wyoming (port 10300), gRPC and an
+//! OpenAI-compatible HTTP API (port 8300).
 //!
-//! This is the service's frame: configuration, HTTP API with `/healthz`,
-//! `/readyz` and `/metrics`, graceful drain. Until its engine is built in,
-//! the `engine` readiness check fails and says why, so nothing routes work
-//! to a service that cannot do it.
+//! At start the service takes its model from the catalog (downloading it on
+//! first use), converts faster-whisper (CTranslate2) weights to ggml once into
+//! the cache, and loads whisper.cpp. Listeners open at once; until the model
+//! is loaded `/readyz` says so and requests are told it is loading.
 
-use athena_runtime::http::{HttpConfig, HttpService};
+pub mod config;
+pub mod engine;
+pub mod http_api;
+pub mod model;
+pub mod recognizer;
+pub mod wyoming_api;
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use athena_runtime::service::{self, Service, ServiceContext, ServiceFuture};
+use athena_runtime::{http, wyoming_server};
+
+pub use config::Config;
+use engine::{WhisperCpp, WhisperCppConfig};
+use recognizer::{Recognizer, RecognizerOptions, SharedRecognizer};
 
 /// The service's name in logs, metrics and `/healthz`.
 pub const NAME: &str = "stt";
@@ -13,21 +29,152 @@ pub const NAME: &str = "stt";
 /// The config section this service reads (`ATHENA__STT__*` overrides it).
 pub const SECTION: &str = "stt";
 
-/// The `[stt]` config section.
-pub type Config = HttpConfig;
-
-/// Built-in defaults: HTTP on port 8300.
+/// Built-in defaults.
 pub fn default_config() -> Config {
-    HttpConfig::on_port(8300)
+    Config::default()
 }
 
-/// The service, ready to run.
-pub fn service(config: Config) -> HttpService {
-    HttpService::new(NAME, config.http, axum::Router::new()).not_ready(
-        "engine",
-        "no speech-to-text engine is built into this version yet",
-    )
+/// The stt service, ready to run.
+#[derive(Debug)]
+pub struct Stt {
+    config: Config,
+    recognizer: Arc<OnceLock<Arc<Recognizer>>>,
 }
 
-pub mod engine;
-pub mod model;
+/// The service for `config`.
+pub fn service(config: Config) -> Stt {
+    Stt {
+        config,
+        recognizer: Arc::new(OnceLock::new()),
+    }
+}
+
+impl Stt {
+    /// The recognizer once loaded: what in-process callers (the orchestrator
+    /// in the `athena` process) use instead of gRPC.
+    pub fn recognizer(&self) -> Arc<OnceLock<Arc<Recognizer>>> {
+        self.recognizer.clone()
+    }
+}
+
+/// Loads the model: catalog → (convert once) → whisper.cpp, GPU if asked and
+/// possible, the CPU otherwise.
+fn load(config: &Config) -> anyhow::Result<Recognizer> {
+    let store = athena_models::Store::from_env()?;
+    let ct2_dir = store.ensure(&config.model)?;
+    let ggml = store
+        .root()
+        .join(".derived")
+        .join(format!("{}.ggml.bin", config.model));
+    let engine_config = |use_gpu| WhisperCppConfig {
+        threads: config.threads,
+        use_gpu,
+        ..WhisperCppConfig::default()
+    };
+    let engine = match WhisperCpp::from_ct2_dir(&ct2_dir, &ggml, engine_config(config.gpu)) {
+        Ok(engine) => engine,
+        Err(e) if config.gpu => {
+            tracing::warn!(error = %e, "GPU initialisation failed; falling back to the CPU");
+            metrics::counter!("stt_gpu_fallbacks_total").increment(1);
+            WhisperCpp::from_ct2_dir(&ct2_dir, &ggml, engine_config(false))?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let language = Some(config.language.clone()).filter(|l| !l.is_empty());
+    Ok(Recognizer::new(
+        Arc::new(engine),
+        RecognizerOptions {
+            model: config.model.clone(),
+            concurrency: config.concurrency,
+            max_queue: config.max_queue,
+            reduced_context: config.reduced_context,
+            default_language: language,
+            max_audio_secs: config.max_audio_secs,
+            partial_interval_ms: config.partial_interval_ms,
+        },
+    ))
+}
+
+/// Where downloaded and derived models live (for log lines).
+fn models_dir() -> Option<PathBuf> {
+    athena_models::Store::from_env()
+        .ok()
+        .map(|s| s.root().to_owned())
+}
+
+impl Service for Stt {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn run(self: Box<Self>, ctx: ServiceContext) -> ServiceFuture {
+        Box::pin(async move {
+            let config = self.config;
+            let slot = self.recognizer;
+            ctx.readiness
+                .set("model", false, format!("loading {}", config.model));
+            let loader = {
+                let (config, slot, readiness) =
+                    (config.clone(), slot.clone(), ctx.readiness.clone());
+                async move {
+                    tracing::info!(model = %config.model, cache = ?models_dir(), "loading model");
+                    let loaded = tokio::task::spawn_blocking(move || load(&config)).await??;
+                    let detail = format!("{} on {}", loaded.info().model, loaded.info().engine);
+                    tracing::info!(%detail, "model ready");
+                    let _ = slot.set(Arc::new(loaded));
+                    readiness.set("model", true, detail);
+                    anyhow::Ok(())
+                }
+            };
+            let endpoint = Arc::new(wyoming_api::SttEndpoint::new(
+                slot.clone(),
+                config.model.clone(),
+            ));
+            let wyoming = wyoming_server::serve(&config.wyoming, endpoint, &ctx);
+            let grpc = athena_api::stt::grpc_router(Arc::new(LazyRecognizer(slot.clone())));
+            let api = http_api::router(slot.clone(), config.max_audio_secs).merge(grpc);
+            let http = http::serve(
+                NAME,
+                config.http,
+                api,
+                ctx.readiness.clone(),
+                ctx.shutdown.clone(),
+            );
+            service::run_parts(
+                &ctx.shutdown,
+                vec![Box::pin(loader), Box::pin(wyoming), Box::pin(http)],
+            )
+            .await
+        })
+    }
+}
+
+/// The gRPC face of a recognizer that may still be loading.
+#[derive(Debug)]
+struct LazyRecognizer(Arc<OnceLock<Arc<Recognizer>>>);
+
+impl LazyRecognizer {
+    fn get(&self) -> Result<SharedRecognizer, athena_api::Error> {
+        self.0
+            .get()
+            .map(|r| SharedRecognizer(r.clone()))
+            .ok_or_else(|| {
+                athena_api::Error::unavailable("the speech-to-text model is still loading")
+            })
+    }
+}
+
+#[async_trait::async_trait]
+impl athena_api::stt::SpeechToText for LazyRecognizer {
+    async fn describe(&self) -> Result<Vec<athena_api::stt::SttModel>, athena_api::Error> {
+        self.get()?.describe().await
+    }
+
+    async fn recognize(
+        &self,
+        config: athena_api::stt::RecognitionConfig,
+        audio: athena_api::stt::AudioStream,
+    ) -> Result<athena_api::stt::RecognitionStream, athena_api::Error> {
+        self.get()?.recognize(config, audio).await
+    }
+}

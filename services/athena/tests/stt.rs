@@ -1,0 +1,399 @@
+//! The stt service as Home Assistant and other tools use it: the real
+//! `athena` binary with real tiny.en weights, driven by the reference
+//! `wyoming` client, the official `openai` client, and Athena's gRPC client.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use athena_api::stt::{GrpcSpeechToText, RecognitionConfig, RecognitionEvent, SpeechToText};
+use bytes::Bytes;
+use futures::StreamExt;
+use serde_json::Value;
+use wyoming::event::{AudioChunk, AudioStart, AudioStop, Transcribe};
+use wyoming::{AudioFormat, ConnectionConfig, Endpoint, Event};
+
+const JFK: &str = "And so my fellow Americans ask not what your country can do for you, ask what you can do for your country.";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn python() -> PathBuf {
+    PathBuf::from(std::env::var_os("ATHENA_PYTHON").expect(
+        "ATHENA_PYTHON is not set: run scripts/test.sh, or set it to the venv python that scripts/python-env.sh prints",
+    ))
+}
+
+fn jfk_wav() -> PathBuf {
+    athena_models::Store::from_env()
+        .unwrap()
+        .ensure("sample-jfk")
+        .unwrap()
+        .join("jfk.wav")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Word error rate after lowercasing and dropping punctuation.
+fn wer(reference: &str, hypothesis: &str) -> f64 {
+    let words = |s: &str| -> Vec<String> {
+        s.to_lowercase()
+            .split_whitespace()
+            .map(|w| w.chars().filter(|c| c.is_alphanumeric()).collect())
+            .filter(|w: &String| !w.is_empty())
+            .collect()
+    };
+    let (r, h) = (words(reference), words(hypothesis));
+    let mut row: Vec<usize> = (0..=h.len()).collect();
+    for i in 1..=r.len() {
+        let mut prev = row[0];
+        row[0] = i;
+        for j in 1..=h.len() {
+            let cur = row[j];
+            row[j] = (prev + usize::from(r[i - 1] != h[j - 1]))
+                .min(row[j] + 1)
+                .min(row[j - 1] + 1);
+            prev = cur;
+        }
+    }
+    row[h.len()] as f64 / r.len() as f64
+}
+
+struct Stt {
+    child: Child,
+    http: u16,
+    wyoming: u16,
+}
+
+impl Drop for Stt {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Stt {
+    fn start(extra_env: &[(&str, &str)]) -> Self {
+        let (http, wyoming) = (free_port(), free_port());
+        let child = Command::new(env!("CARGO_BIN_EXE_athena"))
+            .args(["serve", "stt"])
+            .env("ATHENA__STT__HTTP", format!("127.0.0.1:{http}"))
+            .env(
+                "ATHENA__STT__WYOMING__URI",
+                format!("tcp://127.0.0.1:{wyoming}"),
+            )
+            .envs(extra_env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stt = Self {
+            child,
+            http,
+            wyoming,
+        };
+        stt.wait_ready();
+        stt
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            let ready = std::process::Command::new("curl")
+                .args(["-sf", &format!("http://127.0.0.1:{}/readyz", self.http)])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if ready {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("stt never became ready");
+    }
+
+    fn uri(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.wyoming)
+    }
+
+    /// Runs the reference client; returns the events it received.
+    fn reference_client(&self, args: &[&str]) -> Vec<Value> {
+        let out = Command::new(python())
+            .arg(repo_root().join("tests/interop/stt_client.py"))
+            .args(["--uri", &self.uri(), "--wav", jfk_wav().to_str().unwrap()])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+        answer["events"].as_array().unwrap().clone()
+    }
+}
+
+fn final_text(events: &[Value]) -> String {
+    let last = events.last().unwrap();
+    assert_eq!(last["type"], "transcript", "{events:?}");
+    last["data"]["text"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn home_assistant_style_clients_get_transcripts() {
+    let stt = Stt::start(&[]);
+
+    // As Home Assistant sends it: 16 kHz mono 16-bit.
+    let events = stt.reference_client(&[]);
+    let text = final_text(&events);
+    assert!(wer(JFK, &text) <= 0.10, "{text}");
+    // Words were streamed while the audio arrived, and closed before the final.
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"transcript-start"), "{kinds:?}");
+    assert!(kinds.contains(&"transcript-chunk"), "{kinds:?}");
+    assert_eq!(kinds[kinds.len() - 2], "transcript-stop", "{kinds:?}");
+    // What was streamed came from partial audio; it is the start of the
+    // final text, give or take the word that was being spoken.
+    let streamed: String = events
+        .iter()
+        .filter(|e| e["type"] == "transcript-chunk")
+        .map(|e| e["data"]["text"].as_str().unwrap())
+        .collect();
+    let n = streamed.split_whitespace().count();
+    let final_start: Vec<&str> = text.split_whitespace().take(n).collect();
+    assert!(
+        wer(&final_start.join(" "), &streamed) <= 0.25,
+        "{streamed} / {text}"
+    );
+
+    // Any PCM format is converted: 44.1 kHz stereo, and 22.05 kHz 32-bit.
+    for args in [
+        &["--rate", "44100", "--channels", "2"][..],
+        &["--rate", "22050", "--width", "4"][..],
+    ] {
+        let text = final_text(&stt.reference_client(args));
+        assert!(wer(JFK, &text) <= 0.10, "{args:?}: {text}");
+    }
+
+    // A Wyoming `describe` lists the model as installed.
+    let out = Command::new(python())
+        .arg(repo_root().join("tests/interop/describe.py"))
+        .args(["--uri", &stt.uri()])
+        .output()
+        .unwrap();
+    let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let asr = &info["info"]["asr"][0];
+    assert_eq!(asr["models"][0]["name"], "whisper-tiny.en");
+    assert_eq!(asr["models"][0]["installed"], true);
+    assert_eq!(asr["supports_transcript_streaming"], true);
+}
+
+/// Sends one request with a raw Rust client; returns the answer.
+async fn raw_request(uri: &str, format: AudioFormat, audio: Vec<u8>, name: Option<&str>) -> Event {
+    let endpoint: Endpoint = uri.parse().unwrap();
+    let mut c = wyoming::connect(&endpoint, &ConnectionConfig::default())
+        .await
+        .unwrap();
+    c.send(Transcribe {
+        name: name.map(str::to_owned),
+        ..Transcribe::default()
+    })
+    .await
+    .unwrap();
+    c.send(AudioStart {
+        format,
+        timestamp: None,
+        extra: Default::default(),
+    })
+    .await
+    .unwrap();
+    if !audio.is_empty() {
+        c.send(AudioChunk {
+            format,
+            timestamp: None,
+            audio: Bytes::from(audio),
+            extra: Default::default(),
+        })
+        .await
+        .unwrap();
+    }
+    c.send(AudioStop::default()).await.unwrap();
+    loop {
+        let event = c.next_event().await.unwrap().unwrap();
+        if matches!(event, Event::Transcript(_) | Event::Error(_)) {
+            return event;
+        }
+    }
+}
+
+fn error_text(event: &Event) -> String {
+    match event {
+        Event::Error(e) => format!("{}: {}", e.code.as_deref().unwrap_or(""), e.text),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn bad_audio_gets_clear_errors_and_the_service_stays_healthy() {
+    let stt = Stt::start(&[("ATHENA__STT__MAX_AUDIO_SECS", "5")]);
+    let uri = stt.uri();
+    let speech = AudioFormat::SPEECH;
+    let cases = [
+        (
+            AudioFormat {
+                rate: 0,
+                width: 2,
+                channels: 1,
+            },
+            vec![0; 320],
+            None,
+            "sample rate 0",
+        ),
+        (
+            AudioFormat {
+                rate: 16_000,
+                width: 3,
+                channels: 1,
+            },
+            vec![0; 300],
+            None,
+            "width 3",
+        ),
+        (
+            AudioFormat {
+                rate: 16_000,
+                width: 2,
+                channels: 9,
+            },
+            vec![0; 288],
+            None,
+            "channel count 9",
+        ),
+        (speech, vec![], None, "no audio"),
+        (speech, vec![0; 16_000 * 2 * 6], None, "longer than 5 s"),
+        (
+            speech,
+            vec![0; 3200],
+            Some("whisper-giant"),
+            "unknown model",
+        ),
+    ];
+    for (format, audio, name, expected) in cases {
+        let answer = raw_request(&uri, format, audio, name).await;
+        let text = error_text(&answer);
+        assert!(text.contains(expected), "{expected}: {text}");
+    }
+    // A client that leaves in the middle of a request.
+    {
+        let endpoint: Endpoint = uri.parse().unwrap();
+        let mut c = wyoming::connect(&endpoint, &ConnectionConfig::default())
+            .await
+            .unwrap();
+        c.send(AudioChunk {
+            format: speech,
+            timestamp: None,
+            audio: Bytes::from(vec![0u8; 32_000]),
+            extra: Default::default(),
+        })
+        .await
+        .unwrap();
+    }
+    // Still healthy: real speech is transcribed.
+    let wav = hound::WavReader::open(jfk_wav()).unwrap();
+    let pcm: Vec<u8> = wav
+        .into_samples::<i16>()
+        .take(16_000 * 4)
+        .flat_map(|s| s.unwrap().to_le_bytes())
+        .collect();
+    let Event::Transcript(t) = raw_request(&uri, speech, pcm, Some("whisper-tiny.en")).await else {
+        panic!("no transcript")
+    };
+    assert!(
+        t.text.to_lowercase().starts_with("and so my fellow"),
+        "{}",
+        t.text
+    );
+}
+
+#[tokio::test]
+async fn grpc_and_openai_clients() {
+    let stt = Stt::start(&[]);
+
+    // The official openai client against /v1/audio/transcriptions.
+    let base_url = format!("http://127.0.0.1:{}/v1", stt.http);
+    let openai = |model: &str| -> Value {
+        let out = Command::new(python())
+            .arg(repo_root().join("tests/interop/openai_transcribe.py"))
+            .args([
+                "--base-url",
+                &base_url,
+                "--wav",
+                jfk_wav().to_str().unwrap(),
+                "--model",
+                model,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let answer = openai("whisper-1");
+    assert!(
+        wer(JFK, answer["text"].as_str().unwrap()) <= 0.10,
+        "{answer}"
+    );
+    let answer = openai("whisper-giant");
+    assert_eq!(answer["status"], 404, "{answer}");
+
+    // Athena's gRPC client streams partials, then the final transcript.
+    let client = GrpcSpeechToText::connect_lazy(&format!("http://127.0.0.1:{}", stt.http)).unwrap();
+    assert_eq!(client.describe().await.unwrap()[0].name, "whisper-tiny.en");
+    let wav = hound::WavReader::open(jfk_wav()).unwrap();
+    let samples: Vec<i16> = wav.into_samples::<i16>().map(Result::unwrap).collect();
+    let chunks: Vec<Result<Bytes, athena_api::Error>> = samples
+        .chunks(1280)
+        .map(|c| {
+            Ok(Bytes::from(
+                c.iter().flat_map(|s| s.to_le_bytes()).collect::<Vec<u8>>(),
+            ))
+        })
+        .collect();
+    let config = RecognitionConfig {
+        model: None,
+        language: None,
+        format: athena_audio::AudioFormat::SPEECH,
+        partial_results: true,
+        hints: Vec::new(),
+    };
+    let events: Vec<_> = client
+        .recognize(config, futures::stream::iter(chunks).boxed())
+        .await
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+        .await;
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, RecognitionEvent::Partial(_))),
+        "{events:?}"
+    );
+    let Some(RecognitionEvent::Final(t)) = events.last() else {
+        panic!("{events:?}")
+    };
+    assert!(wer(JFK, &t.text) <= 0.10, "{}", t.text);
+    assert!((t.audio_seconds - 11.0).abs() < 0.1);
+}

@@ -1,0 +1,78 @@
+//! The `[stt]` config section.
+
+use std::net::SocketAddr;
+
+use athena_runtime::{Validate, WyomingConfig};
+use serde::{Deserialize, Serialize};
+
+/// How the stt service listens and transcribes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// HTTP: `/v1/audio/transcriptions`, gRPC, and the ops endpoints.
+    pub http: SocketAddr,
+    /// Wyoming, for Home Assistant and satellites.
+    pub wyoming: WyomingConfig,
+    /// The catalog model to load (`athena models list`).
+    pub model: String,
+    /// CPU threads per transcription.
+    pub threads: usize,
+    /// Try the GPU (in builds with a GPU feature); falls back to the CPU.
+    pub gpu: bool,
+    /// Encode only as much audio as there is (much faster for commands).
+    pub reduced_context: bool,
+    /// The spoken language when a request does not say; empty for the model's default.
+    pub language: String,
+    /// Longest utterance accepted, in seconds.
+    pub max_audio_secs: u32,
+    /// Transcriptions that run at once.
+    pub concurrency: usize,
+    /// Requests that may wait for a turn; one more is told `busy`.
+    pub max_queue: usize,
+    /// Partial transcripts while audio arrives, every this many ms of audio (0: off).
+    pub partial_interval_ms: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            http: SocketAddr::from(([0, 0, 0, 0], 8300)),
+            wyoming: WyomingConfig::listening_on("tcp://0.0.0.0:10300"),
+            model: "whisper-tiny.en".into(),
+            threads: 2,
+            gpu: false,
+            reduced_context: true,
+            language: String::new(),
+            max_audio_secs: 60,
+            concurrency: 1,
+            max_queue: 8,
+            partial_interval_ms: 1000,
+        }
+    }
+}
+
+impl Validate for Config {
+    fn validate(&self) -> Result<(), String> {
+        self.wyoming.validate()?;
+        let catalog = athena_models::Catalog::built_in().map_err(|e| e.to_string())?;
+        let model = catalog
+            .get(&self.model)
+            .map_err(|e| format!("stt.model: {e}"))?;
+        if model.kind != athena_models::ModelKind::Stt {
+            return Err(format!(
+                "stt.model: {} is not a speech-to-text model",
+                self.model
+            ));
+        }
+        for (name, value) in [
+            ("threads", self.threads),
+            ("concurrency", self.concurrency),
+            ("max_audio_secs", self.max_audio_secs as usize),
+        ] {
+            if value == 0 {
+                return Err(format!("stt.{name} must be greater than 0"));
+            }
+        }
+        Ok(())
+    }
+}
