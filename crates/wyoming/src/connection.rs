@@ -285,4 +285,18 @@ impl Connection {
     pub async fn send(&mut self, event: impl Into<Event>) -> Result<(), ConnectionError> {
         self.writer.send(event).await
     }
+
+    /// The next well-formed event. A known event with malformed data leaves
+    /// the stream in sync: the peer is told what was wrong (an `error`
+    /// event) and reading goes on. Framing errors end the connection.
+    pub async fn next_valid_event(&mut self) -> Result<Option<Event>, ConnectionError> {
+        loop {
+            match self.reader.next_event().await {
+                Err(ConnectionError::InvalidEvent(e)) => {
+                    self.send(Error::new(e.code(), e.to_string())).await?;
+                }
+                other => return other,
+            }
+        }
+    }
 }

@@ -97,23 +97,13 @@ struct ConnectionState {
 impl Handler for SatelliteEndpoint {
     async fn handle(&self, conn: &mut Connection) -> Result<(), ConnectionError> {
         let mut state = ConnectionState::default();
-        loop {
-            let event = match conn.next_event().await {
-                Ok(Some(event)) => event,
-                Ok(None) => return Ok(()),
-                // Malformed data inside a well-formed frame: the stream is
-                // still in sync, so say what was wrong and carry on.
-                Err(ConnectionError::InvalidEvent(e)) => {
-                    conn.send(Error::new(e.code(), e.to_string())).await?;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
+        while let Some(event) = conn.next_valid_event().await? {
             debug!(kind = event.kind(), "event");
             if let Some(answer) = self.respond(event, &mut state) {
                 conn.send(answer).await?;
             }
         }
+        Ok(())
     }
 }
 

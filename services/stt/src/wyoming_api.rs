@@ -99,6 +99,10 @@ impl Request {
     }
 }
 
+fn loading() -> Error {
+    Error::new("unavailable", "the speech-to-text model is still loading")
+}
+
 fn api_error(e: &ApiError) -> Error {
     Error::new(e.kind.code(), e.message.clone())
 }
@@ -107,16 +111,7 @@ impl Handler for SttEndpoint {
     async fn handle(&self, conn: &mut Connection) -> Result<(), ConnectionError> {
         let mut language: Option<String> = None;
         let mut request: Option<Request> = None;
-        loop {
-            let event = match conn.next_event().await {
-                Ok(Some(event)) => event,
-                Ok(None) => return Ok(()),
-                Err(ConnectionError::InvalidEvent(e)) => {
-                    conn.send(Error::new(e.code(), e.to_string())).await?;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
+        while let Some(event) = conn.next_valid_event().await? {
             match event {
                 Event::Describe(_) => conn.send(self.info()).await?,
                 Event::Ping(p) => {
@@ -142,11 +137,7 @@ impl Handler for SttEndpoint {
                 }
                 Event::AudioStart(_) | Event::AudioChunk(_) => {
                     let Some(recognizer) = self.recognizer.get() else {
-                        conn.send(Error::new(
-                            "unavailable",
-                            "the speech-to-text model is still loading",
-                        ))
-                        .await?;
+                        conn.send(loading()).await?;
                         continue;
                     };
                     let req =
@@ -175,11 +166,7 @@ impl Handler for SttEndpoint {
                 }
                 Event::AudioStop(_) => {
                     let Some(recognizer) = self.recognizer.get() else {
-                        conn.send(Error::new(
-                            "unavailable",
-                            "the speech-to-text model is still loading",
-                        ))
-                        .await?;
+                        conn.send(loading()).await?;
                         continue;
                     };
                     let Some(mut req) = request.take() else {
@@ -227,6 +214,7 @@ impl Handler for SttEndpoint {
                 }
             }
         }
+        Ok(())
     }
 }
 
