@@ -19,6 +19,8 @@ pub struct Config {
     pub threads: usize,
     /// Try the GPU (in builds with a GPU feature); falls back to the CPU.
     pub gpu: bool,
+    /// Weight precision of the converted model: `q8_0` (faster) or `f16`.
+    pub precision: crate::model::Precision,
     /// Encode only as much audio as there is (much faster for commands).
     pub reduced_context: bool,
     /// The spoken language when a request does not say; empty for the model's default.
@@ -41,6 +43,7 @@ impl Default for Config {
             model: "whisper-tiny.en".into(),
             threads: 2,
             gpu: false,
+            precision: crate::model::Precision::default(),
             reduced_context: true,
             language: String::new(),
             max_audio_secs: 60,

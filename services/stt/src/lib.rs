@@ -62,13 +62,15 @@ impl Stt {
 fn load(config: &Config) -> anyhow::Result<Recognizer> {
     let store = athena_models::Store::from_env()?;
     let ct2_dir = store.ensure(&config.model)?;
-    let ggml = store
-        .root()
-        .join(".derived")
-        .join(format!("{}.ggml.bin", config.model));
+    let ggml = store.root().join(".derived").join(format!(
+        "{}.{}.ggml.bin",
+        config.model,
+        config.precision.as_str()
+    ));
     let engine_config = |use_gpu| WhisperCppConfig {
         threads: config.threads,
         use_gpu,
+        precision: config.precision,
         ..WhisperCppConfig::default()
     };
     let engine = match WhisperCpp::from_ct2_dir(&ct2_dir, &ggml, engine_config(config.gpu)) {

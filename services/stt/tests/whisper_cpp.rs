@@ -189,7 +189,10 @@ fn converts_loads_and_transcribes_jfk() {
     assert_eq!(concurrent, [short.text.clone(), short.text.clone()]);
 
     // An existing cache file is used as is.
-    assert!(!athena_stt::model::ensure_converted(&ct2, &ggml_path).unwrap());
+    assert!(
+        !athena_stt::model::ensure_converted(&ct2, &ggml_path, athena_stt::model::Precision::F16)
+            .unwrap()
+    );
 
     // Requests the engine cannot serve are errors, not guesses.
     let err = engine

@@ -66,6 +66,8 @@ pub struct WhisperCppConfig {
     /// Retry at higher temperatures when greedy decoding looks degenerate
     /// (whisper's default). Off by default: the result is then deterministic.
     pub temperature_fallback: bool,
+    /// Weight precision when converting from CTranslate2.
+    pub precision: crate::model::Precision,
 }
 
 impl Default for WhisperCppConfig {
@@ -77,6 +79,7 @@ impl Default for WhisperCppConfig {
             flash_attn: false,
             max_idle_states: 2,
             temperature_fallback: false,
+            precision: crate::model::Precision::default(),
         }
     }
 }
@@ -203,9 +206,11 @@ impl WhisperCpp {
         ggml_cache: &Path,
         config: WhisperCppConfig,
     ) -> Result<Self, EngineError> {
-        crate::model::ensure_converted(ct2_dir, ggml_cache).map_err(|e| EngineError::Load {
-            path: ct2_dir.to_owned(),
-            reason: e.to_string(),
+        crate::model::ensure_converted(ct2_dir, ggml_cache, config.precision).map_err(|e| {
+            EngineError::Load {
+                path: ct2_dir.to_owned(),
+                reason: e.to_string(),
+            }
         })?;
         Self::load(ggml_cache, config)
     }

@@ -6,4 +6,7 @@ pub mod ggml;
 pub mod mel;
 
 pub use ct2::{Ct2Error, Ct2Model};
-pub use ggml::{ConvertError, WhisperHparams, convert_ct2_to_ggml, ensure_converted};
+pub use ggml::{
+    ConvertError, Precision, WhisperHparams, convert_ct2_to_ggml, convert_ct2_to_ggml_as,
+    ensure_converted,
+};
