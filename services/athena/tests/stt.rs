@@ -43,30 +43,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Word error rate after lowercasing and dropping punctuation.
-fn wer(reference: &str, hypothesis: &str) -> f64 {
-    let words = |s: &str| -> Vec<String> {
-        s.to_lowercase()
-            .split_whitespace()
-            .map(|w| w.chars().filter(|c| c.is_alphanumeric()).collect())
-            .filter(|w: &String| !w.is_empty())
-            .collect()
-    };
-    let (r, h) = (words(reference), words(hypothesis));
-    let mut row: Vec<usize> = (0..=h.len()).collect();
-    for i in 1..=r.len() {
-        let mut prev = row[0];
-        row[0] = i;
-        for j in 1..=h.len() {
-            let cur = row[j];
-            row[j] = (prev + usize::from(r[i - 1] != h[j - 1]))
-                .min(row[j] + 1)
-                .min(row[j - 1] + 1);
-            prev = cur;
-        }
-    }
-    row[h.len()] as f64 / r.len() as f64
-}
+use athena_stt::engine::wer::word_error_rate as wer;
 
 struct Stt {
     child: Child,
