@@ -269,6 +269,13 @@ async fn bad_audio_gets_clear_errors_and_the_service_stays_healthy() {
         let text = error_text(&answer);
         assert!(text.contains(expected), "{expected}: {text}");
     }
+    // Silence is no speech: an empty transcript, not words Whisper made up.
+    let Event::Transcript(t) = raw_request(&uri, speech, vec![0; 16_000 * 2 * 2], None).await
+    else {
+        panic!("no transcript for silence")
+    };
+    assert_eq!(t.text, "");
+
     // A client that leaves in the middle of a request.
     {
         let endpoint: Endpoint = uri.parse().unwrap();

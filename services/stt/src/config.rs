@@ -33,6 +33,8 @@ pub struct Config {
     pub max_queue: usize,
     /// Partial transcripts while audio arrives, every this many ms of audio (0: off).
     pub partial_interval_ms: u32,
+    /// Cut silence around speech before transcribing (voice activity detection).
+    pub trim_silence: bool,
 }
 
 impl Default for Config {
@@ -50,6 +52,7 @@ impl Default for Config {
             concurrency: 1,
             max_queue: 8,
             partial_interval_ms: 1000,
+            trim_silence: true,
         }
     }
 }

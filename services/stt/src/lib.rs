@@ -93,6 +93,7 @@ fn load(config: &Config) -> anyhow::Result<Recognizer> {
             default_language: language,
             max_audio_secs: config.max_audio_secs,
             partial_interval_ms: config.partial_interval_ms,
+            trim_silence: config.trim_silence,
         },
     ))
 }

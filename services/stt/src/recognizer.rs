@@ -92,6 +92,7 @@ pub struct Recognizer {
     default_language: Option<String>,
     max_audio_secs: u32,
     partial_interval_ms: u32,
+    trim_silence: Option<athena_vad::VadConfig>,
 }
 
 impl std::fmt::Debug for Recognizer {
@@ -120,6 +121,9 @@ pub struct RecognizerOptions {
     pub max_audio_secs: u32,
     /// Partial transcripts every this many ms of audio (0: none).
     pub partial_interval_ms: u32,
+    /// Cut silence before and after speech (and skip the model when there
+    /// is no speech at all: Whisper invents words in silence).
+    pub trim_silence: bool,
 }
 
 impl Recognizer {
@@ -136,6 +140,7 @@ impl Recognizer {
             default_language: options.default_language,
             max_audio_secs: options.max_audio_secs,
             partial_interval_ms: options.partial_interval_ms,
+            trim_silence: options.trim_silence.then(athena_vad::VadConfig::default),
         }
     }
 
@@ -216,11 +221,27 @@ impl Recognizer {
 
     async fn run(
         &self,
-        samples: Vec<f32>,
+        mut samples: Vec<f32>,
         options: TranscribeOptions,
     ) -> Result<Transcript, Error> {
-        let engine = self.engine.clone();
         let audio_seconds = samples.len() as f64 / f64::from(SAMPLE_RATE);
+        if let Some(vad) = self.trim_silence {
+            match athena_vad::speech_bounds(&samples, vad) {
+                Some((start, end)) => {
+                    samples.truncate(end);
+                    samples.drain(..start);
+                }
+                None => {
+                    metrics::counter!("stt_silent_utterances_total").increment(1);
+                    return Ok(Transcript {
+                        text: String::new(),
+                        language: options.language,
+                        audio_seconds: audio_seconds as f32,
+                    });
+                }
+            }
+        }
+        let engine = self.engine.clone();
         let started = Instant::now();
         let result = tokio::task::spawn_blocking(move || engine.transcribe(&samples, &options))
             .await
@@ -238,7 +259,7 @@ impl Recognizer {
         Ok(Transcript {
             text: t.text,
             language: Some(t.language),
-            audio_seconds: t.audio_seconds,
+            audio_seconds: audio_seconds as f32,
         })
     }
 }
