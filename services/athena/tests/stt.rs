@@ -172,6 +172,8 @@ fn home_assistant_style_clients_get_transcripts() {
     assert_eq!(asr["models"][0]["name"], "whisper-tiny.en");
     assert_eq!(asr["models"][0]["installed"], true);
     assert_eq!(asr["supports_transcript_streaming"], true);
+    let description = asr["models"][0]["description"].as_str().unwrap();
+    assert!(description.ends_with(", cpu"), "{description}");
 }
 
 /// Sends one request with a raw Rust client; returns the answer.
@@ -310,7 +312,17 @@ async fn bad_audio_gets_clear_errors_and_the_service_stays_healthy() {
 
 #[tokio::test]
 async fn grpc_and_openai_clients() {
-    let stt = Stt::start(&[]);
+    // Asking for the GPU in a CPU-only build: it says so, and runs on the CPU.
+    let stt = Stt::start(&[("ATHENA__STT__GPU", "true")]);
+    let readyz = Command::new("curl")
+        .args(["-s", &format!("http://127.0.0.1:{}/readyz", stt.http)])
+        .output()
+        .unwrap();
+    let readyz = String::from_utf8_lossy(&readyz.stdout);
+    assert!(
+        readyz.contains("cpu (this build has no GPU back-end)"),
+        "{readyz}"
+    );
 
     // The official openai client against /v1/audio/transcriptions.
     let base_url = format!("http://127.0.0.1:{}/v1", stt.http);

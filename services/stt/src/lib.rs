@@ -73,15 +73,38 @@ fn load(config: &Config) -> anyhow::Result<Recognizer> {
         precision: config.precision,
         ..WhisperCppConfig::default()
     };
-    let engine = match WhisperCpp::from_ct2_dir(&ct2_dir, &ggml, engine_config(config.gpu)) {
-        Ok(engine) => engine,
-        Err(e) if config.gpu => {
-            tracing::warn!(error = %e, "GPU initialisation failed; falling back to the CPU");
-            metrics::counter!("stt_gpu_fallbacks_total").increment(1);
-            WhisperCpp::from_ct2_dir(&ct2_dir, &ggml, engine_config(false))?
+    let gpu_built = cfg!(any(
+        feature = "cuda",
+        feature = "hipblas",
+        feature = "vulkan",
+        feature = "metal"
+    ));
+    let (engine, device) = match (config.gpu, gpu_built) {
+        (false, _) => (
+            WhisperCpp::from_ct2_dir(&ct2_dir, &ggml, engine_config(false))?,
+            "cpu".to_owned(),
+        ),
+        (true, false) => {
+            tracing::warn!("stt.gpu is set but this build has no GPU back-end; using the CPU");
+            (
+                WhisperCpp::from_ct2_dir(&ct2_dir, &ggml, engine_config(false))?,
+                "cpu (this build has no GPU back-end)".to_owned(),
+            )
         }
-        Err(e) => return Err(e.into()),
+        (true, true) => match WhisperCpp::from_ct2_dir(&ct2_dir, &ggml, engine_config(true)) {
+            Ok(engine) => (engine, "gpu".to_owned()),
+            Err(e) => {
+                tracing::warn!(error = %e, "GPU initialisation failed; falling back to the CPU");
+                metrics::counter!("stt_gpu_fallbacks_total").increment(1);
+                (
+                    WhisperCpp::from_ct2_dir(&ct2_dir, &ggml, engine_config(false))?,
+                    format!("cpu (GPU failed: {e})"),
+                )
+            }
+        },
     };
+    metrics::gauge!("stt_device_info", "device" => if device == "gpu" { "gpu" } else { "cpu" })
+        .set(1.0);
     let language = Some(config.language.clone()).filter(|l| !l.is_empty());
     Ok(Recognizer::new(
         Arc::new(engine),
@@ -94,6 +117,7 @@ fn load(config: &Config) -> anyhow::Result<Recognizer> {
             max_audio_secs: config.max_audio_secs,
             partial_interval_ms: config.partial_interval_ms,
             trim_silence: config.trim_silence,
+            device,
         },
     ))
 }
@@ -122,7 +146,12 @@ impl Service for Stt {
                 async move {
                     tracing::info!(model = %config.model, cache = ?models_dir(), "loading model");
                     let loaded = tokio::task::spawn_blocking(move || load(&config)).await??;
-                    let detail = format!("{} on {}", loaded.info().model, loaded.info().engine);
+                    let detail = format!(
+                        "{} on {}, {}",
+                        loaded.info().model,
+                        loaded.info().engine,
+                        loaded.device()
+                    );
                     tracing::info!(%detail, "model ready");
                     let _ = slot.set(Arc::new(loaded));
                     readiness.set("model", true, detail);

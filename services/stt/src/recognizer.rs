@@ -93,6 +93,7 @@ pub struct Recognizer {
     max_audio_secs: u32,
     partial_interval_ms: u32,
     trim_silence: Option<athena_vad::VadConfig>,
+    device: String,
 }
 
 impl std::fmt::Debug for Recognizer {
@@ -124,6 +125,9 @@ pub struct RecognizerOptions {
     /// Cut silence before and after speech (and skip the model when there
     /// is no speech at all: Whisper invents words in silence).
     pub trim_silence: bool,
+    /// Where the model runs, as said in `info` and logs (`cpu`, `gpu`, or
+    /// `cpu (GPU failed: …)`).
+    pub device: String,
 }
 
 impl Recognizer {
@@ -141,6 +145,7 @@ impl Recognizer {
             max_audio_secs: options.max_audio_secs,
             partial_interval_ms: options.partial_interval_ms,
             trim_silence: options.trim_silence.then(athena_vad::VadConfig::default),
+            device: options.device,
         }
     }
 
@@ -152,6 +157,11 @@ impl Recognizer {
     /// The catalog name of the loaded model.
     pub fn model(&self) -> &str {
         &self.model
+    }
+
+    /// Where the model runs.
+    pub fn device(&self) -> &str {
+        &self.device
     }
 
     /// A new, empty utterance with this recognizer's length limit.

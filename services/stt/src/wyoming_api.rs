@@ -36,7 +36,7 @@ impl SttEndpoint {
         };
         let (description, languages, version) = match loaded {
             Some(r) => (
-                format!("{} on {}", r.info().model, r.info().engine),
+                format!("{} on {}, {}", r.info().model, r.info().engine, r.device()),
                 r.info().languages.clone(),
                 Some(r.info().version.clone()),
             ),
