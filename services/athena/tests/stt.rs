@@ -27,6 +27,21 @@ fn python() -> PathBuf {
     ))
 }
 
+/// Runs a Python peer program; returns the JSON it printed.
+fn run_json(script: &str, args: &[&str]) -> Value {
+    let out = Command::new(python())
+        .arg(repo_root().join("tests/interop").join(script))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn jfk_wav() -> PathBuf {
     athena_models::Store::from_env()
         .unwrap()
@@ -103,18 +118,10 @@ impl Stt {
 
     /// Runs the reference client; returns the events it received.
     fn reference_client(&self, args: &[&str]) -> Vec<Value> {
-        let out = Command::new(python())
-            .arg(repo_root().join("tests/interop/stt_client.py"))
-            .args(["--uri", &self.uri(), "--wav", jfk_wav().to_str().unwrap()])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let (wav, uri) = (jfk_wav(), self.uri());
+        let mut all = vec!["--uri", &uri, "--wav", wav.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let answer = run_json("stt_client.py", &all);
         answer["events"].as_array().unwrap().clone()
     }
 }
@@ -162,12 +169,7 @@ fn home_assistant_style_clients_get_transcripts() {
     }
 
     // A Wyoming `describe` lists the model as installed.
-    let out = Command::new(python())
-        .arg(repo_root().join("tests/interop/describe.py"))
-        .args(["--uri", &stt.uri()])
-        .output()
-        .unwrap();
-    let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let info = run_json("describe.py", &["--uri", &stt.uri()]);
     let asr = &info["info"]["asr"][0];
     assert_eq!(asr["models"][0]["name"], "whisper-tiny.en");
     assert_eq!(asr["models"][0]["installed"], true);
@@ -326,25 +328,17 @@ async fn grpc_and_openai_clients() {
 
     // The official openai client against /v1/audio/transcriptions.
     let base_url = format!("http://127.0.0.1:{}/v1", stt.http);
+    let wav = jfk_wav();
     let openai = |model: &str| -> Value {
-        let out = Command::new(python())
-            .arg(repo_root().join("tests/interop/openai_transcribe.py"))
-            .args([
-                "--base-url",
-                &base_url,
-                "--wav",
-                jfk_wav().to_str().unwrap(),
-                "--model",
-                model,
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        let args = [
+            "--base-url",
+            &base_url,
+            "--wav",
+            wav.to_str().unwrap(),
+            "--model",
+            model,
+        ];
+        run_json("openai_transcribe.py", &args)
     };
     let answer = openai("whisper-1");
     assert!(

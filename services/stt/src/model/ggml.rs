@@ -817,13 +817,7 @@ fn write_model<W: Write>(
     for i in 0..hp.n_audio_layer {
         let src = |x: &str| format!("encoder/layer_{i}/{x}");
         let dst = |x: &str| format!("encoder.blocks.{i}.{x}");
-        e.norm(&src("self_attention/layer_norm"), &dst("attn_ln"))?;
-        e.fused(
-            &src("self_attention/linear_0"),
-            &dst("attn"),
-            &["query", "key", "value"],
-        )?;
-        e.linear(&src("self_attention/linear_1"), &dst("attn.out"))?;
+        e.self_attention(&src("self_attention"), &dst("attn"))?;
         e.mlp(&src("ffn"), &dst(""))?;
     }
     e.norm("encoder/layer_norm", "encoder.ln_post")?;
@@ -845,13 +839,7 @@ fn write_model<W: Write>(
     for i in 0..hp.n_text_layer {
         let src = |x: &str| format!("decoder/layer_{i}/{x}");
         let dst = |x: &str| format!("decoder.blocks.{i}.{x}");
-        e.norm(&src("self_attention/layer_norm"), &dst("attn_ln"))?;
-        e.fused(
-            &src("self_attention/linear_0"),
-            &dst("attn"),
-            &["query", "key", "value"],
-        )?;
-        e.linear(&src("self_attention/linear_1"), &dst("attn.out"))?;
+        e.self_attention(&src("self_attention"), &dst("attn"))?;
         e.norm(&src("attention/layer_norm"), &dst("cross_attn_ln"))?;
         e.linear(&src("attention/linear_0"), &dst("cross_attn.query"))?;
         e.fused(
@@ -965,6 +953,14 @@ impl<W: Write> Emitter<'_, W> {
             }
         }
         Ok(())
+    }
+
+    /// A self-attention block `src` (`layer_norm`, fused `linear_0`,
+    /// `linear_1`) as `<dst>_ln`, `<dst>.query|key|value`, `<dst>.out`.
+    fn self_attention(&mut self, src: &str, dst: &str) -> Result<(), WriteError> {
+        self.norm(&format!("{src}/layer_norm"), &format!("{dst}_ln"))?;
+        self.fused(&format!("{src}/linear_0"), dst, &["query", "key", "value"])?;
+        self.linear(&format!("{src}/linear_1"), &format!("{dst}.out"))
     }
 
     /// The feed-forward block `src` (`layer_norm`, `linear_0`, `linear_1`)
