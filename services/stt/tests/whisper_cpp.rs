@@ -8,8 +8,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+mod common;
+
+use std::path::Path;
+use std::time::Instant;
+
+use common::{JFK, JFK_FIRST_4S, ct2_dir, jfk_samples, time};
 
 use athena_stt::engine::wer::word_error_rate;
 use athena_stt::engine::{
@@ -18,42 +22,6 @@ use athena_stt::engine::{
 use athena_stt::model::ct2::Ct2Error;
 use athena_stt::model::ggml::{self, GgmlFileError};
 use athena_stt::model::{ConvertError, convert_ct2_to_ggml};
-
-const JFK: &str = "And so my fellow Americans ask not what your country can do for you, ask what you can do for your country.";
-const JFK_FIRST_4S: &str = "and so my fellow americans";
-
-/// A model's directory from the catalog, pulled on first use.
-fn model_dir(name: &str) -> PathBuf {
-    let store = athena_models::Store::from_env().unwrap();
-    store
-        .ensure(name)
-        .unwrap_or_else(|e| panic!("cannot get model {name}: {e}"))
-}
-
-fn ct2_dir() -> PathBuf {
-    model_dir("whisper-tiny.en")
-}
-
-fn jfk_samples() -> Vec<f32> {
-    let path = model_dir("sample-jfk").join("jfk.wav");
-    let mut reader = hound::WavReader::open(&path).unwrap();
-    let spec = reader.spec();
-    assert_eq!(
-        (
-            spec.sample_rate,
-            spec.channels,
-            spec.bits_per_sample,
-            spec.sample_format
-        ),
-        (16_000, 1, 16, hound::SampleFormat::Int),
-        "{} is not 16 kHz mono s16",
-        path.display()
-    );
-    reader
-        .samples::<i16>()
-        .map(|s| f32::from(s.unwrap()) / 32768.0)
-        .collect()
-}
 
 /// Copies the CTranslate2 directory's small files into `dst`, and `model.bin`
 /// cut to `model_bytes` bytes (all of it when `None`; left out when `Some(0)`).
@@ -71,17 +39,6 @@ fn copy_ct2(src: &Path, dst: &Path, model_bytes: Option<usize>) {
         Some(n) => std::fs::write(dst.join("model.bin"), &model[..n]).unwrap(),
         None => std::fs::write(dst.join("model.bin"), &model).unwrap(),
     }
-}
-
-fn time<T>(f: impl Fn() -> T, runs: usize) -> (T, Duration) {
-    let mut best = Duration::MAX;
-    let mut out = None;
-    for _ in 0..runs {
-        let t = Instant::now();
-        out = Some(f());
-        best = best.min(t.elapsed());
-    }
-    (out.unwrap(), best)
 }
 
 #[test]

@@ -6,9 +6,12 @@
 //! Engines are loaded once and shared (`Arc<dyn Transcriber>`); a call holds
 //! no lock on the model, so concurrent calls run side by side.
 
+pub mod candle;
+pub mod policy;
 pub mod wer;
 pub mod whisper_cpp;
 
+pub use candle::{CandleConfig, CandleWhisper};
 pub use whisper_cpp::{WhisperCpp, WhisperCppConfig};
 
 /// The sample rate every engine takes.

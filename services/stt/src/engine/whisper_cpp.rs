@@ -22,29 +22,11 @@ use whisper_rs::{
     FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
 };
 
-use super::{EngineError, EngineInfo, SAMPLE_RATE, TranscribeOptions, Transcriber, Transcription};
+use super::{
+    EngineError, EngineInfo, SAMPLE_RATE, TranscribeOptions, Transcriber, Transcription, policy,
+};
 use crate::model::ggml;
 
-/// Samples per encoder frame: a 10 ms mel hop, halved again by the stride-2
-/// convolution, so one encoder position covers 20 ms.
-const SAMPLES_PER_AUDIO_CTX: usize = 320;
-/// Silence kept after the audio in a reduced context (1 s), so the model
-/// sees the end of speech as it does in training.
-const REDUCED_CTX_MARGIN: usize = 50;
-/// Reduced contexts are multiples of this.
-const REDUCED_CTX_MULTIPLE: usize = 64;
-/// The smallest reduced context (7.68 s). Whisper was trained on 30 s
-/// windows; with much shorter ones it tends to loop ("asked, asked, ...").
-/// Measured on tiny.en with cuts of jfk.wav: 256 positions looped for every
-/// cut from 2.5 s to 5 s, 320 repeated phrases of a 2.5 s and 3 s cut, 384
-/// and more gave the full-context text for every cut that fit.
-const REDUCED_CTX_MIN: usize = 384;
-/// A reduced-context result with more tokens than this many per second of
-/// audio (plus [`PLAUSIBLE_TOKENS_BASE`]) is taken for a decoding loop and
-/// redone with the full context. Fast speech is about 4–5 tokens a second.
-const PLAUSIBLE_TOKENS_PER_SECOND: f32 = 6.0;
-/// See [`PLAUSIBLE_TOKENS_PER_SECOND`].
-const PLAUSIBLE_TOKENS_BASE: f32 = 10.0;
 /// Hints longer than this (bytes) are cut.
 const MAX_HINT_BYTES: usize = 1024;
 
@@ -84,33 +66,12 @@ impl Default for WhisperCppConfig {
     }
 }
 
-/// The encoder context to use for `samples` of audio when reducing it, or
-/// `None` when the full context (`n_audio_ctx`, 1500 = 30 s) is needed anyway.
-///
-/// It covers the audio plus a second, rounded up to a multiple of 64, and at
-/// least 384 positions (7.68 s).
-pub fn reduced_audio_ctx(samples: usize, n_audio_ctx: usize) -> Option<usize> {
-    let needed = samples.div_ceil(SAMPLES_PER_AUDIO_CTX) + REDUCED_CTX_MARGIN;
-    let frames = needed
-        .div_ceil(REDUCED_CTX_MULTIPLE)
-        .saturating_mul(REDUCED_CTX_MULTIPLE)
-        .max(REDUCED_CTX_MIN);
-    (frames < n_audio_ctx).then_some(frames)
-}
-
-/// Whether `tokens` are too many for `seconds` of speech: the sign of a
-/// decoding loop, which runs until the decoder's token limit.
-fn looks_like_a_loop(tokens: usize, seconds: f32) -> bool {
-    tokens as f32 > PLAUSIBLE_TOKENS_BASE + PLAUSIBLE_TOKENS_PER_SECOND * seconds
-}
-
 /// whisper.cpp with one loaded model.
 pub struct WhisperCpp {
     ctx: WhisperContext,
     states: Mutex<Vec<WhisperState>>,
     config: WhisperCppConfig,
     info: EngineInfo,
-    multilingual: bool,
     n_audio_ctx: usize,
     max_prompt_tokens: usize,
 }
@@ -193,7 +154,6 @@ impl WhisperCpp {
             states: Mutex::new(vec![state]),
             config,
             info,
-            multilingual,
             n_audio_ctx,
             max_prompt_tokens,
         })
@@ -238,32 +198,7 @@ impl WhisperCpp {
 
     /// The language code to give whisper.cpp (`"auto"` to detect).
     fn language(&self, requested: Option<&str>) -> Result<String, EngineError> {
-        let code = requested
-            .map(|l| {
-                l.trim()
-                    .split(['-', '_'])
-                    .next()
-                    .unwrap_or_default()
-                    .to_ascii_lowercase()
-            })
-            .filter(|l| !l.is_empty() && l != "auto");
-        let supported = || {
-            let list = &self.info.languages;
-            if list.len() > 12 {
-                format!("{}, ... ({} languages)", list[..12].join(", "), list.len())
-            } else {
-                list.join(", ")
-            }
-        };
-        match code {
-            None if self.multilingual => Ok("auto".into()),
-            None => Ok("en".into()),
-            Some(code) if self.info.languages.contains(&code) => Ok(code),
-            Some(_) => Err(EngineError::UnsupportedLanguage {
-                language: requested.unwrap_or_default().to_owned(),
-                supported: supported(),
-            }),
-        }
+        Ok(policy::language(requested, &self.info)?.unwrap_or_else(|| "auto".into()))
     }
 
     /// The hints as prompt tokens: `" hint, hint"`, at most half the text
@@ -385,22 +320,12 @@ impl Transcriber for WhisperCpp {
         audio: &[f32],
         options: &TranscribeOptions,
     ) -> Result<Transcription, EngineError> {
-        if audio.is_empty() {
-            return Err(EngineError::InvalidAudio("no samples".into()));
-        }
-        if let Some(i) = audio.iter().position(|s| !s.is_finite()) {
-            return Err(EngineError::InvalidAudio(format!(
-                "sample {i} is not a finite number"
-            )));
-        }
-        if audio.len() > i32::MAX as usize {
-            return Err(EngineError::InvalidAudio("too many samples".into()));
-        }
+        policy::check_audio(audio)?;
         let language = self.language(options.language.as_deref())?;
         let prompt = self.prompt_tokens(&options.hints)?;
         let audio_seconds = audio.len() as f32 / SAMPLE_RATE as f32;
         let reduced = if options.reduced_context {
-            reduced_audio_ctx(audio.len(), self.n_audio_ctx)
+            policy::reduced_audio_ctx(audio.len(), self.n_audio_ctx)
         } else {
             None
         };
@@ -408,7 +333,7 @@ impl Transcriber for WhisperCpp {
         let started = std::time::Instant::now();
         let mut decoded = self.run(audio, &language, &prompt, reduced)?;
         let mut audio_ctx = reduced.unwrap_or(self.n_audio_ctx);
-        if reduced.is_some() && looks_like_a_loop(decoded.tokens, audio_seconds) {
+        if reduced.is_some() && policy::looks_like_a_loop(decoded.tokens, audio_seconds) {
             tracing::debug!(
                 tokens = decoded.tokens,
                 audio_seconds,
@@ -430,49 +355,5 @@ impl Transcriber for WhisperCpp {
             language: decoded.language,
             audio_seconds,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    #[test]
-    fn loops_are_told_from_speech() {
-        // The loops seen with too short a context ran to 220 tokens.
-        assert!(looks_like_a_loop(220, 4.0));
-        assert!(looks_like_a_loop(220, 11.0));
-        // jfk.wav: 7 tokens for 4 s, 25 for 11 s.
-        assert!(!looks_like_a_loop(7, 4.0));
-        assert!(!looks_like_a_loop(25, 11.0));
-        // A one-second command of a few words.
-        assert!(!looks_like_a_loop(8, 1.0));
-    }
-
-    #[test]
-    fn reduced_context_covers_the_audio_plus_a_margin() {
-        let s = SAMPLE_RATE as usize;
-        // 1 s: 50 + 50 frames, raised to the 384 minimum.
-        assert_eq!(reduced_audio_ctx(s, 1500), Some(384));
-        // 4 s: 200 + 50 = 250 → 384.
-        assert_eq!(reduced_audio_ctx(4 * s, 1500), Some(384));
-        // 7 s: 350 + 50 = 400 → 448.
-        assert_eq!(reduced_audio_ctx(7 * s, 1500), Some(448));
-        // 11 s: 550 + 50 = 600 → 640.
-        assert_eq!(reduced_audio_ctx(11 * s, 1500), Some(640));
-        // 20 s: 1000 + 50 = 1050 → 1088.
-        assert_eq!(reduced_audio_ctx(20 * s, 1500), Some(1088));
-        // 29 s would need 1500 + rounding: full context.
-        assert_eq!(reduced_audio_ctx(29 * s, 1500), None);
-        assert_eq!(reduced_audio_ctx(60 * s, 1500), None);
-        // Every reduced context covers its audio.
-        for samples in (1..30 * s).step_by(4801) {
-            if let Some(ctx) = reduced_audio_ctx(samples, 1500) {
-                assert!(ctx * SAMPLES_PER_AUDIO_CTX >= samples + REDUCED_CTX_MARGIN * 320);
-                assert_eq!(ctx % REDUCED_CTX_MULTIPLE, 0);
-            }
-        }
     }
 }

@@ -47,6 +47,8 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use super::ct2::{Ct2Error, Ct2Model};
+pub use super::layout::WhisperHparams;
+use super::layout::{self, Role, TensorSink, WriteError};
 use super::mel;
 
 /// ggml's file magic, "ggml" read as a little-endian `u32`.
@@ -126,6 +128,14 @@ pub enum ConvertError {
     /// The hyperparameters are inconsistent or out of range.
     #[error("unsupported Whisper hyperparameters: {0}")]
     Hparams(String),
+    /// The CTranslate2 `config.json` is unusable.
+    #[error("model configuration {}: {reason}", .path.display())]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The vocabulary file is unusable.
     #[error("vocabulary {}: {reason}", .path.display())]
     Vocabulary {
@@ -144,133 +154,22 @@ pub enum ConvertError {
     },
 }
 
-/// Whisper's hyperparameters, as whisper.cpp's file header stores them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WhisperHparams {
-    /// Vocabulary size (51864 for `.en` models, 51865 or 51866 otherwise).
-    pub n_vocab: usize,
-    /// Encoder positions (1500 = 30 s).
-    pub n_audio_ctx: usize,
-    /// Encoder width.
-    pub n_audio_state: usize,
-    /// Encoder attention heads.
-    pub n_audio_head: usize,
-    /// Encoder layers.
-    pub n_audio_layer: usize,
-    /// Decoder positions (448).
-    pub n_text_ctx: usize,
-    /// Decoder width.
-    pub n_text_state: usize,
-    /// Decoder attention heads.
-    pub n_text_head: usize,
-    /// Decoder layers.
-    pub n_text_layer: usize,
-    /// Mel bands (80, or 128 for large-v3).
-    pub n_mels: usize,
-}
-
-impl WhisperHparams {
-    /// Reads the hyperparameters from a CTranslate2 Whisper model's variables.
-    pub fn from_ct2(model: &Ct2Model) -> Result<Self, ConvertError> {
-        let shape = |name: &str, rank: usize| -> Result<Vec<usize>, ConvertError> {
-            let var = model.get(name)?;
-            if var.shape.len() != rank {
-                return Err(ConvertError::Hparams(format!(
-                    "{name} has rank {}, expected {rank}",
-                    var.shape.len()
-                )));
-            }
-            Ok(var.shape.to_vec())
-        };
-        let embeddings = shape("decoder/embeddings/weight", 2)?;
-        let audio_pos = shape("encoder/position_encodings/encodings", 2)?;
-        let text_pos = shape("decoder/position_encodings/encodings", 2)?;
-        let conv1 = shape("encoder/conv1/weight", 3)?;
-        let count_layers = |side: &str| {
-            (0..)
-                .take_while(|i| model.contains(&format!("{side}/layer_{i}/ffn/linear_0/weight")))
-                .count()
-        };
-        let heads = |side: &str, width: usize| -> Result<usize, ConvertError> {
-            let name = format!("{side}/num_heads");
-            if !model.contains(&name) {
-                // Older specs: Whisper's heads are always 64 wide.
-                return Ok(width / 64);
-            }
-            let n = model.get(&name)?.scalar_i64()?;
-            usize::try_from(n)
-                .ok()
-                .filter(|&n| n > 0)
-                .ok_or_else(|| ConvertError::Hparams(format!("{name} is {n}")))
-        };
-        let n_audio_state = audio_pos[1];
-        let n_text_state = embeddings[1];
-        let hp = Self {
-            n_vocab: embeddings[0],
-            n_audio_ctx: audio_pos[0],
-            n_audio_state,
-            n_audio_head: heads("encoder", n_audio_state)?,
-            n_audio_layer: count_layers("encoder"),
-            n_text_ctx: text_pos[0],
-            n_text_state,
-            n_text_head: heads("decoder", n_text_state)?,
-            n_text_layer: count_layers("decoder"),
-            n_mels: conv1[1],
-        };
-        hp.validate()?;
-        Ok(hp)
-    }
-
-    fn validate(&self) -> Result<(), ConvertError> {
-        let bad = |reason: String| Err(ConvertError::Hparams(reason));
-        if self.n_text_state != self.n_audio_state {
-            return bad(format!(
-                "decoder width {} differs from encoder width {} (whisper.cpp needs them equal)",
-                self.n_text_state, self.n_audio_state
-            ));
-        }
-        if self.n_audio_layer == 0 || self.n_text_layer == 0 {
-            return bad("no encoder or decoder layers found".into());
-        }
-        for (what, width, heads) in [
-            ("encoder", self.n_audio_state, self.n_audio_head),
-            ("decoder", self.n_text_state, self.n_text_head),
-        ] {
-            if heads == 0 || width % heads != 0 {
-                return bad(format!(
-                    "{what} width {width} is not divisible by {heads} heads"
-                ));
-            }
-        }
-        let fields = [
-            self.n_vocab,
-            self.n_audio_ctx,
-            self.n_audio_state,
-            self.n_text_ctx,
-            self.n_mels,
-        ];
-        if fields.iter().any(|&v| v == 0 || v > i32::MAX as usize) {
-            return bad(format!("a dimension is zero or too large: {self:?}"));
-        }
-        Ok(())
-    }
-
-    fn header(&self, precision: Precision) -> [i32; 11] {
-        // validate() bounds every field by i32::MAX.
-        [
-            self.n_vocab as i32,
-            self.n_audio_ctx as i32,
-            self.n_audio_state as i32,
-            self.n_audio_head as i32,
-            self.n_audio_layer as i32,
-            self.n_text_ctx as i32,
-            self.n_text_state as i32,
-            self.n_text_head as i32,
-            self.n_text_layer as i32,
-            self.n_mels as i32,
-            precision.ftype(),
-        ]
-    }
+/// The file header: the hyperparameters, then the weight type.
+fn header(hp: &WhisperHparams, precision: Precision) -> [i32; 11] {
+    // validate() bounds every field by i32::MAX.
+    [
+        hp.n_vocab as i32,
+        hp.n_audio_ctx as i32,
+        hp.n_audio_state as i32,
+        hp.n_audio_head as i32,
+        hp.n_audio_layer as i32,
+        hp.n_text_ctx as i32,
+        hp.n_text_state as i32,
+        hp.n_text_head as i32,
+        hp.n_text_layer as i32,
+        hp.n_mels as i32,
+        precision.ftype(),
+    ]
 }
 
 /// Converts the CTranslate2 Whisper model in `ct2_dir` (`model.bin` plus
@@ -643,42 +542,6 @@ impl FileCursor<'_> {
     }
 }
 
-/// An error while writing, before the output path is known to the message.
-enum WriteError {
-    Convert(ConvertError),
-    Io(std::io::Error),
-}
-
-impl WriteError {
-    fn with_path(self, path: &Path) -> ConvertError {
-        match self {
-            Self::Convert(e) => e,
-            Self::Io(source) => ConvertError::Io {
-                path: path.to_owned(),
-                source,
-            },
-        }
-    }
-}
-
-impl From<std::io::Error> for WriteError {
-    fn from(e: std::io::Error) -> Self {
-        Self::Io(e)
-    }
-}
-
-impl From<ConvertError> for WriteError {
-    fn from(e: ConvertError) -> Self {
-        Self::Convert(e)
-    }
-}
-
-impl From<Ct2Error> for WriteError {
-    fn from(e: Ct2Error) -> Self {
-        Self::Convert(e.into())
-    }
-}
-
 /// Element type of an output tensor.
 #[derive(Debug, Clone, Copy)]
 enum Kind {
@@ -746,19 +609,6 @@ fn quantize_q8_0(data: &[f32]) -> Vec<u8> {
     out
 }
 
-/// A variable's values, checked against the shape the hyperparameters imply.
-fn load(model: &Ct2Model, name: &str, expected: &[usize]) -> Result<Vec<f32>, ConvertError> {
-    let (shape, values) = model.dequantized(name)?;
-    if shape != expected {
-        return Err(ConvertError::Shape {
-            name: name.to_owned(),
-            expected: expected.to_vec(),
-            found: shape,
-        });
-    }
-    Ok(values)
-}
-
 fn write_model<W: Write>(
     w: &mut GgmlWriter<W>,
     model: &Ct2Model,
@@ -767,7 +617,7 @@ fn write_model<W: Write>(
     precision: Precision,
 ) -> Result<(), WriteError> {
     w.w.write_all(&GGML_MAGIC.to_le_bytes())?;
-    for v in hp.header(precision) {
+    for v in header(hp, precision) {
         w.i32(v)?;
     }
 
@@ -783,204 +633,39 @@ fn write_model<W: Write>(
         w.w.write_all(token)?;
     }
 
-    // validate() made the encoder and decoder widths equal.
-    let (d, n_mels) = (hp.n_audio_state, hp.n_mels);
-    let matrix = precision.matrix_kind();
-    let mut e = Emitter {
-        w,
+    layout::emit(
         model,
-        d,
-        matrix,
-    };
-
-    e.copy(
-        "encoder/conv1/weight",
-        "encoder.conv1.weight",
-        &[d, n_mels, 3],
-        Kind::F16,
-    )?;
-    e.conv_bias("encoder/conv1/bias", "encoder.conv1.bias")?;
-    e.copy(
-        "encoder/conv2/weight",
-        "encoder.conv2.weight",
-        &[d, d, 3],
-        Kind::F16,
-    )?;
-    e.conv_bias("encoder/conv2/bias", "encoder.conv2.bias")?;
-    let pos = [hp.n_audio_ctx, d];
-    e.copy(
-        "encoder/position_encodings/encodings",
-        "encoder.positional_embedding",
-        &pos,
-        Kind::F32,
-    )?;
-    for i in 0..hp.n_audio_layer {
-        let src = |x: &str| format!("encoder/layer_{i}/{x}");
-        let dst = |x: &str| format!("encoder.blocks.{i}.{x}");
-        e.self_attention(&src("self_attention"), &dst("attn"))?;
-        e.mlp(&src("ffn"), &dst(""))?;
-    }
-    e.norm("encoder/layer_norm", "encoder.ln_post")?;
-
-    let emb = [hp.n_vocab, d];
-    e.copy(
-        "decoder/embeddings/weight",
-        "decoder.token_embedding.weight",
-        &emb,
-        matrix,
-    )?;
-    let pos = [hp.n_text_ctx, d];
-    e.copy(
-        "decoder/position_encodings/encodings",
-        "decoder.positional_embedding",
-        &pos,
-        Kind::F32,
-    )?;
-    for i in 0..hp.n_text_layer {
-        let src = |x: &str| format!("decoder/layer_{i}/{x}");
-        let dst = |x: &str| format!("decoder.blocks.{i}.{x}");
-        e.self_attention(&src("self_attention"), &dst("attn"))?;
-        e.norm(&src("attention/layer_norm"), &dst("cross_attn_ln"))?;
-        e.linear(&src("attention/linear_0"), &dst("cross_attn.query"))?;
-        e.fused(
-            &src("attention/linear_1"),
-            &dst("cross_attn"),
-            &["key", "value"],
-        )?;
-        e.linear(&src("attention/linear_2"), &dst("cross_attn.out"))?;
-        e.mlp(&src("ffn"), &dst(""))?;
-    }
-    e.norm("decoder/layer_norm", "decoder.ln")?;
-    Ok(())
+        hp,
+        &mut GgmlSink {
+            w,
+            matrix: precision.matrix_kind(),
+        },
+    )
 }
 
-/// Writes whisper.cpp tensors from CTranslate2 variables of a model of width `d`.
-struct Emitter<'a, W: Write> {
+/// Stores the layout's tensors as whisper.cpp allocates them: matrices in
+/// the chosen precision, convolution kernels in f16, the rest in f32, and
+/// convolution biases as `[d, 1]` to broadcast over time.
+struct GgmlSink<'a, W: Write> {
     w: &'a mut GgmlWriter<W>,
-    model: &'a Ct2Model,
-    d: usize,
-    /// The type of weight matrices (convolutions stay f16).
     matrix: Kind,
 }
 
-impl<W: Write> Emitter<'_, W> {
-    /// A variable as it is (shape checked), in the given type.
-    fn copy(
+impl<W: Write> TensorSink for GgmlSink<'_, W> {
+    fn tensor(
         &mut self,
-        src: &str,
-        dst: &str,
+        name: &str,
         shape: &[usize],
-        kind: Kind,
+        data: &[f32],
+        role: Role,
     ) -> Result<(), WriteError> {
-        let values = load(self.model, src, shape)?;
-        self.w.tensor(dst, shape, &values, kind)?;
-        Ok(())
-    }
-
-    /// A convolution bias `[d]`, which whisper.cpp holds as `[d, 1]` to
-    /// broadcast over time.
-    fn conv_bias(&mut self, src: &str, dst: &str) -> Result<(), WriteError> {
-        let d = self.d;
-        let values = load(self.model, src, &[d])?;
-        self.w.tensor(dst, &[d, 1], &values, Kind::F32)?;
-        Ok(())
-    }
-
-    /// A layer norm: `gamma`/`beta` become `weight`/`bias`, f32.
-    fn norm(&mut self, src: &str, dst: &str) -> Result<(), WriteError> {
-        let d = [self.d];
-        self.copy(
-            &format!("{src}/gamma"),
-            &format!("{dst}.weight"),
-            &d,
-            Kind::F32,
-        )?;
-        self.copy(
-            &format!("{src}/beta"),
-            &format!("{dst}.bias"),
-            &d,
-            Kind::F32,
-        )
-    }
-
-    /// A linear layer `[out, in]` (matrix type) with its bias (f32).
-    fn linear_sized(
-        &mut self,
-        src: &str,
-        dst: &str,
-        out: usize,
-        inputs: usize,
-    ) -> Result<(), WriteError> {
-        let matrix = self.matrix;
-        self.copy(
-            &format!("{src}/weight"),
-            &format!("{dst}.weight"),
-            &[out, inputs],
-            matrix,
-        )?;
-        self.copy(
-            &format!("{src}/bias"),
-            &format!("{dst}.bias"),
-            &[out],
-            Kind::F32,
-        )
-    }
-
-    /// A square linear layer `[d, d]`.
-    fn linear(&mut self, src: &str, dst: &str) -> Result<(), WriteError> {
-        self.linear_sized(src, dst, self.d, self.d)
-    }
-
-    /// A fused projection `[parts × d, d]`, split by rows into
-    /// `dst.<part>`; the key gets no bias (whisper.cpp has none).
-    fn fused(&mut self, src: &str, dst: &str, parts: &[&str]) -> Result<(), WriteError> {
-        let (d, n) = (self.d, parts.len());
-        let weight = load(self.model, &format!("{src}/weight"), &[n * d, d])?;
-        let bias = load(self.model, &format!("{src}/bias"), &[n * d])?;
-        for (j, part) in parts.iter().enumerate() {
-            let rows = &weight[j * d * d..(j + 1) * d * d];
-            self.w
-                .tensor(&format!("{dst}.{part}.weight"), &[d, d], rows, self.matrix)?;
-            let b = &bias[j * d..(j + 1) * d];
-            if *part == "key" {
-                let max = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-                if max > 0.0 {
-                    tracing::debug!(variable = %src, max, "dropping a non-zero key bias (softmax cancels it)");
-                }
-            } else {
-                self.w
-                    .tensor(&format!("{dst}.{part}.bias"), &[d], b, Kind::F32)?;
-            }
+        match role {
+            Role::Matrix => self.w.tensor(name, shape, data, self.matrix)?,
+            Role::ConvKernel => self.w.tensor(name, shape, data, Kind::F16)?,
+            Role::ConvBias => self.w.tensor(name, &[data.len(), 1], data, Kind::F32)?,
+            Role::Vector | Role::Position => self.w.tensor(name, shape, data, Kind::F32)?,
         }
         Ok(())
-    }
-
-    /// A self-attention block `src` (`layer_norm`, fused `linear_0`,
-    /// `linear_1`) as `<dst>_ln`, `<dst>.query|key|value`, `<dst>.out`.
-    fn self_attention(&mut self, src: &str, dst: &str) -> Result<(), WriteError> {
-        self.norm(&format!("{src}/layer_norm"), &format!("{dst}_ln"))?;
-        self.fused(&format!("{src}/linear_0"), dst, &["query", "key", "value"])?;
-        self.linear(&format!("{src}/linear_1"), &format!("{dst}.out"))
-    }
-
-    /// The feed-forward block `src` (`layer_norm`, `linear_0`, `linear_1`)
-    /// as `<block>mlp_ln`, `<block>mlp.0`, `<block>mlp.2`.
-    fn mlp(&mut self, src: &str, block: &str) -> Result<(), WriteError> {
-        let d = self.d;
-        self.norm(&format!("{src}/layer_norm"), &format!("{block}mlp_ln"))?;
-        let hidden = self.model.get(&format!("{src}/linear_0/bias"))?.len();
-        self.linear_sized(
-            &format!("{src}/linear_0"),
-            &format!("{block}mlp.0"),
-            hidden,
-            d,
-        )?;
-        self.linear_sized(
-            &format!("{src}/linear_1"),
-            &format!("{block}mlp.2"),
-            d,
-            hidden,
-        )
     }
 }
 
@@ -1119,10 +804,10 @@ mod tests {
             n_mels: 80,
         };
         assert_eq!(
-            hp.header(Precision::F16),
+            header(&hp, Precision::F16),
             [51864, 1500, 384, 6, 4, 448, 384, 6, 4, 80, 1]
         );
-        assert_eq!(hp.header(Precision::Q8_0)[10], 7);
+        assert_eq!(header(&hp, Precision::Q8_0)[10], 7);
     }
 
     #[test]

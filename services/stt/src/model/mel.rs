@@ -84,6 +84,64 @@ pub fn whisper_filters(n_mels: usize) -> Vec<f32> {
     mel_filterbank(SAMPLE_RATE, N_FFT, n_mels)
 }
 
+/// Samples between spectrogram frames (10 ms).
+pub const HOP: usize = 160;
+
+/// Whisper's log-mel spectrogram of `samples` (16 kHz mono), `frames`
+/// frames long, laid out band by band (`n_mels × frames`, as the encoder
+/// takes it). Audio shorter than the frames is padded with silence, as
+/// Whisper pads every window; longer audio is cut.
+///
+/// Like Whisper: a periodic Hann window of 400 samples, centred frames
+/// (the audio reflected at its start), power spectrum, the mel filters,
+/// `log10` floored at 1e-10, values raised to at least the maximum minus 8,
+/// then scaled by `(x + 4) / 4`.
+pub fn log_mel_spectrogram(
+    samples: &[f32],
+    filters: &[f32],
+    n_mels: usize,
+    frames: usize,
+) -> Vec<f32> {
+    let n_freqs = N_FFT / 2 + 1;
+    debug_assert_eq!(filters.len(), n_mels * n_freqs);
+    let half = N_FFT / 2;
+    // Centred frames: frame t covers samples [t·HOP − 200, t·HOP + 200).
+    // Whisper reflects the padded signal at both ends; past the audio the
+    // signal is silence, so only the start needs reflecting.
+    let sample = |i: isize| -> f32 {
+        let i = i.unsigned_abs();
+        samples.get(i).copied().unwrap_or(0.0)
+    };
+    let window: Vec<f32> = (0..N_FFT)
+        .map(|i| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / N_FFT as f64).cos()) as f32)
+        .collect();
+    let fft = rustfft::FftPlanner::<f32>::new().plan_fft_forward(N_FFT);
+    let mut buffer = vec![rustfft::num_complex::Complex32::default(); N_FFT];
+    let mut scratch =
+        vec![rustfft::num_complex::Complex32::default(); fft.get_inplace_scratch_len()];
+    let mut power = vec![0.0f32; n_freqs];
+    let mut mel = vec![0.0f32; n_mels * frames];
+    for t in 0..frames {
+        let start = (t * HOP) as isize - half as isize;
+        for (k, (b, w)) in buffer.iter_mut().zip(&window).enumerate() {
+            *b = rustfft::num_complex::Complex32::new(sample(start + k as isize) * w, 0.0);
+        }
+        fft.process_with_scratch(&mut buffer, &mut scratch);
+        for (p, c) in power.iter_mut().zip(&buffer) {
+            *p = c.norm_sqr();
+        }
+        for (band, weights) in filters.chunks_exact(n_freqs).enumerate() {
+            let energy: f32 = weights.iter().zip(&power).map(|(w, p)| w * p).sum();
+            mel[band * frames + t] = energy.max(1e-10).log10();
+        }
+    }
+    let floor = mel.iter().copied().fold(f32::NEG_INFINITY, f32::max) - 8.0;
+    for v in &mut mel {
+        *v = (v.max(floor) + 4.0) / 4.0;
+    }
+    mel
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -192,5 +250,35 @@ mod tests {
         assert_eq!(f[2], 0.0);
         assert_eq!(f[79 * N_FREQS + 185], 0.0);
         assert_eq!(f[79 * N_FREQS + 200], 0.0);
+    }
+
+    #[test]
+    fn spectrogram_of_a_tone_peaks_in_its_band() {
+        let filters = whisper_filters(80);
+        // One second of 1 kHz, then silence up to 2 s of frames.
+        let tone: Vec<f32> = (0..16_000)
+            .map(|i| (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 16_000.0).sin() * 0.5)
+            .collect();
+        let frames = 200;
+        let mel = log_mel_spectrogram(&tone, &filters, 80, frames);
+        assert_eq!(mel.len(), 80 * frames);
+        let points = mel_points(SAMPLE_RATE, 80);
+        let band_of_1khz = (0..80)
+            .min_by(|&a, &b| {
+                (points[a + 1] - 1000.0)
+                    .abs()
+                    .total_cmp(&(points[b + 1] - 1000.0).abs())
+            })
+            .unwrap();
+        let at = |band: usize, t: usize| mel[band * frames + t];
+        // Mid-tone, the 1 kHz band is the loudest.
+        let loudest = (0..80)
+            .max_by(|&a, &b| at(a, 50).total_cmp(&at(b, 50)))
+            .unwrap();
+        assert_eq!(loudest, band_of_1khz);
+        // The silence after it sits at the floor: the maximum minus 8, scaled.
+        let max = mel.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        assert!((at(band_of_1khz, 150) - (max - 2.0)).abs() < 1e-5);
+        assert!(mel.iter().all(|v| v.is_finite()));
     }
 }
