@@ -387,3 +387,67 @@ async fn grpc_and_openai_clients() {
     assert!(wer(JFK, &t.text) <= 0.10, "{}", t.text);
     assert!((t.audio_seconds - 11.0).abs() < 0.1);
 }
+
+/// The model's description in a Wyoming `describe`.
+fn described_model(stt: &Stt) -> String {
+    let info = run_json("describe.py", &["--uri", &stt.uri()]);
+    info["info"]["asr"][0]["models"][0]["description"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn both_engines_load_every_model_format() {
+    let store = athena_models::Store::from_env().unwrap();
+    let ct2 = store.ensure("whisper-tiny.en").unwrap();
+    // What a user brings: a ggml file and a Hugging Face directory (made
+    // here from the same weights by the converters `athena` ships).
+    let dir = tempfile::tempdir().unwrap();
+    let ggml = dir.path().join("ggml-tiny.en.bin");
+    let hf = dir.path().join("whisper-tiny.en");
+    athena_stt::model::convert_ct2_to_ggml(&ct2, &ggml).unwrap();
+    athena_stt::model::convert_ct2_to_hf(&ct2, &hf).unwrap();
+    let (ct2, ggml, hf) = (
+        ct2.to_str().unwrap(),
+        ggml.to_str().unwrap(),
+        hf.to_str().unwrap(),
+    );
+
+    for (engine, model) in [
+        ("candle", "whisper-tiny.en"),
+        ("candle", hf),
+        ("candle", ct2),
+        ("whisper.cpp", ggml),
+        ("whisper.cpp", ct2),
+    ] {
+        let stt = Stt::start(&[
+            ("ATHENA__STT__ENGINE", engine),
+            ("ATHENA__STT__MODEL", model),
+        ]);
+        let text = final_text(&stt.reference_client(&[]));
+        assert!(wer(JFK, &text) <= 0.10, "{engine} {model}: {text}");
+        let description = described_model(&stt);
+        assert!(description.contains(engine), "{description}");
+        eprintln!("{engine} with {model}: {text:?} ({description})");
+    }
+
+    // A format the engine cannot load, or no model at all, stops the
+    // service at start with the reason (exit 78: configuration error).
+    for (engine, model, reason) in [
+        ("candle", ggml, "cannot load a ggml file"),
+        ("whisper.cpp", hf, "cannot load a Hugging Face"),
+        ("whisper.cpp", "/nonexistent/model", "does not exist"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_athena"))
+            .args(["serve", "stt"])
+            .env("ATHENA__STT__ENGINE", engine)
+            .env("ATHENA__STT__MODEL", model)
+            .env("ATHENA__STT__HTTP", format!("127.0.0.1:{}", free_port()))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{engine} {model}: {stderr}");
+        assert!(stderr.contains(reason), "{engine} {model}: {stderr}");
+    }
+}

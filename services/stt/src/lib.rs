@@ -2,8 +2,9 @@
 //! OpenAI-compatible HTTP API (port 8300).
 //!
 //! At start the service takes its model from the catalog (downloading it on
-//! first use), converts faster-whisper (CTranslate2) weights to ggml once into
-//! the cache, and loads whisper.cpp. Listeners open at once; until the model
+//! first use) or from a path, converts faster-whisper (CTranslate2) weights
+//! once into the cache (ggml for whisper.cpp, safetensors for candle), and
+//! loads the configured engine. Listeners open at once; until the model
 //! is loaded `/readyz` says so and requests are told it is loading.
 
 pub mod config;
@@ -11,17 +12,19 @@ pub mod engine;
 pub mod http_api;
 pub mod model;
 pub mod recognizer;
+pub mod source;
 pub mod wyoming_api;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use athena_runtime::service::{self, Service, ServiceContext, ServiceFuture};
 use athena_runtime::{http, wyoming_server};
 
-pub use config::Config;
-use engine::{WhisperCpp, WhisperCppConfig};
+pub use config::{Config, Engine};
+use engine::{CandleConfig, CandleWhisper, Transcriber, WhisperCpp, WhisperCppConfig};
 use recognizer::{Recognizer, RecognizerOptions, SharedRecognizer};
+use source::{ModelFiles, ModelRef};
 
 /// The service's name in logs, metrics and `/healthz`.
 pub const NAME: &str = "stt";
@@ -57,49 +60,77 @@ impl Stt {
     }
 }
 
-/// Loads the model: catalog → (convert once) → whisper.cpp, GPU if asked and
-/// possible, the CPU otherwise.
-fn load(config: &Config) -> anyhow::Result<Recognizer> {
-    let store = athena_models::Store::from_env()?;
-    let ct2_dir = store.ensure(&config.model)?;
-    let ggml = store.root().join(".derived").join(format!(
-        "{}.{}.ggml.bin",
-        config.model,
-        config.precision.as_str()
-    ));
-    let engine_config = |use_gpu| WhisperCppConfig {
+/// Loads the engine on `use_gpu` or the CPU, from `files`, converting a
+/// CTranslate2 directory once into `derived` (named after `key`).
+fn load_engine(
+    config: &Config,
+    files: &ModelFiles,
+    derived: &Path,
+    key: &str,
+    use_gpu: bool,
+) -> anyhow::Result<Arc<dyn Transcriber>> {
+    let whisper_cpp = || WhisperCppConfig {
         threads: config.threads,
         use_gpu,
         precision: config.precision,
         ..WhisperCppConfig::default()
     };
-    let gpu_built = cfg!(any(
-        feature = "cuda",
-        feature = "hipblas",
-        feature = "vulkan",
-        feature = "metal"
-    ));
-    let (engine, device) = match (config.gpu, gpu_built) {
-        (false, _) => (
-            WhisperCpp::from_ct2_dir(&ct2_dir, &ggml, engine_config(false))?,
-            "cpu".to_owned(),
+    let candle = || CandleConfig {
+        threads: config.threads,
+        use_gpu,
+        ..CandleConfig::default()
+    };
+    Ok(match (config.engine, files) {
+        (Engine::WhisperCpp, ModelFiles::Ggml(file)) => {
+            Arc::new(WhisperCpp::load(file, whisper_cpp())?)
+        }
+        (Engine::WhisperCpp, ModelFiles::Ct2(dir)) => {
+            let ggml = derived.join(format!("{key}.{}.ggml.bin", config.precision.as_str()));
+            Arc::new(WhisperCpp::from_ct2_dir(dir, &ggml, whisper_cpp())?)
+        }
+        (Engine::Candle, ModelFiles::HuggingFace(dir)) => {
+            Arc::new(CandleWhisper::load(dir, candle())?)
+        }
+        (Engine::Candle, ModelFiles::Ct2(dir)) => {
+            let hf = derived.join(format!("{key}.hf"));
+            Arc::new(CandleWhisper::from_ct2_dir(dir, &hf, candle())?)
+        }
+        (engine, files) => anyhow::bail!(engine.accepts(files).err().unwrap_or_default()),
+    })
+}
+
+/// Loads the model: catalog or path → (convert once) → the configured
+/// engine, on the GPU if asked and possible, the CPU otherwise.
+fn load(config: &Config) -> anyhow::Result<Recognizer> {
+    let store = athena_models::Store::from_env()?;
+    let (files, key) = match ModelRef::parse(&config.model) {
+        // The catalog's Whisper models are CTranslate2 directories.
+        ModelRef::Catalog(name) => (ModelFiles::Ct2(store.ensure(&name)?), name),
+        ModelRef::Path(path) => (
+            ModelFiles::detect(&path).map_err(anyhow::Error::msg)?,
+            source::cache_key(&path),
         ),
+    };
+    let derived = store.root().join(".derived");
+    let load = |use_gpu| load_engine(config, &files, &derived, &key, use_gpu);
+    let (engine, device) = match (config.gpu, config.engine.gpu_built()) {
+        (false, _) => (load(false)?, "cpu".to_owned()),
         (true, false) => {
-            tracing::warn!("stt.gpu is set but this build has no GPU back-end; using the CPU");
+            tracing::warn!(
+                engine = config.engine.name(),
+                "stt.gpu is set but this build has no GPU back-end for the engine; using the CPU"
+            );
             (
-                WhisperCpp::from_ct2_dir(&ct2_dir, &ggml, engine_config(false))?,
+                load(false)?,
                 "cpu (this build has no GPU back-end)".to_owned(),
             )
         }
-        (true, true) => match WhisperCpp::from_ct2_dir(&ct2_dir, &ggml, engine_config(true)) {
+        (true, true) => match load(true) {
             Ok(engine) => (engine, "gpu".to_owned()),
             Err(e) => {
                 tracing::warn!(error = %e, "GPU initialisation failed; falling back to the CPU");
                 metrics::counter!("stt_gpu_fallbacks_total").increment(1);
-                (
-                    WhisperCpp::from_ct2_dir(&ct2_dir, &ggml, engine_config(false))?,
-                    format!("cpu (GPU failed: {e})"),
-                )
+                (load(false)?, format!("cpu (GPU failed: {e})"))
             }
         },
     };
@@ -107,7 +138,7 @@ fn load(config: &Config) -> anyhow::Result<Recognizer> {
         .set(1.0);
     let language = Some(config.language.clone()).filter(|l| !l.is_empty());
     Ok(Recognizer::new(
-        Arc::new(engine),
+        engine,
         RecognizerOptions {
             model: config.model.clone(),
             concurrency: config.concurrency,
