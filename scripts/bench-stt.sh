@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Speech-to-text benchmark: Athena's whisper.cpp engine against faster-whisper
-# (PyPI, CTranslate2) on the same CTranslate2 weights from the model catalog,
-# on three clips (3 s, 4 s, 11 s), side by side in one run; prints a table.
+# Speech-to-text benchmark: Athena's engines (whisper.cpp, candle) against
+# faster-whisper (PyPI, CTranslate2) on the same CTranslate2 weights from the
+# model catalog, on four clips (3 s, 4 s, 5 s, 11 s), side by side in one run;
+# prints two tables (reduced and full context).
 #
 # ATHENA_BENCH_MODELS (default whisper-tiny.en,whisper-base), ATHENA_BENCH_RUNS (5).
 set -euo pipefail
@@ -27,6 +28,7 @@ make_clip() { # name speed text
 }
 make_clip cmd4s.wav 145 "turn on the kitchen lights and set them to fifty percent"
 make_clip short3s.wav 140 "what time is check out tomorrow morning"
+make_clip cmd5s.wav 150 "set the living room thermostat to twenty one degrees and close the blinds"
 
 cargo build --release --locked -p athena
 cp "$("$CARGO_TARGET_DIR/release/athena" models path sample-jfk)/jfk.wav" "$clips/jfk.wav"

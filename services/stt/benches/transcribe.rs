@@ -1,6 +1,7 @@
-//! Speech-to-text latency and accuracy: Athena's whisper.cpp engine against
-//! faster-whisper on the same CTranslate2 weights, the same clips, the same
-//! machine, in the same run. Times are from audio in memory to final text,
+//! Speech-to-text latency and accuracy: Athena's two engines (whisper.cpp
+//! with q8_0 weights, candle with an f32 encoder and a q8_0 decoder) against
+//! faster-whisper (int8 and fp32) on the same CTranslate2 weights, the same
+//! clips, the same machine, in the same run. Times are from audio in memory to final text,
 //! median of ATHENA_BENCH_RUNS (5) after one warm-up, 2 threads each.
 //!
 //! Run: `scripts/bench-stt.sh` (it makes the clips and the faster-whisper venv).
@@ -12,14 +13,20 @@ use std::process::Command;
 use std::time::Instant;
 
 use athena_stt::engine::wer::word_error_rate;
-use athena_stt::engine::{TranscribeOptions, Transcriber, WhisperCpp, WhisperCppConfig};
+use athena_stt::engine::{
+    CandleConfig, CandleWhisper, TranscribeOptions, Transcriber, WhisperCpp, WhisperCppConfig,
+};
 use serde_json::Value;
 
-const CLIPS: [(&str, &str); 3] = [
+const CLIPS: [(&str, &str); 4] = [
     ("short3s.wav", "what time is check out tomorrow morning"),
     (
         "cmd4s.wav",
         "turn on the kitchen lights and set them to fifty percent",
+    ),
+    (
+        "cmd5s.wav",
+        "set the living room thermostat to twenty one degrees and close the blinds",
     ),
     (
         "jfk.wav",
@@ -47,7 +54,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
 
 /// Median seconds and the last text for one engine setting on one clip.
 fn time_athena(
-    engine: &WhisperCpp,
+    engine: &dyn Transcriber,
     audio: &[f32],
     options: &TranscribeOptions,
     runs: usize,
@@ -107,21 +114,29 @@ fn main() {
     let store = athena_models::Store::from_env().unwrap();
     let clips: Vec<PathBuf> = CLIPS.iter().map(|(name, _)| clip_dir.join(name)).collect();
 
-    println!(
-        "| model | clip | faster-whisper int8 | faster-whisper fp32 | Athena (reduced ctx) | Athena (full ctx) | speed-up vs int8 | WER fw int8 | WER Athena |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    let mut reduced_rows = Vec::new();
+    let mut full_rows = Vec::new();
     for model in models.split(',') {
         let ct2 = store.ensure(model).unwrap();
-        let ggml = store
-            .root()
-            .join(".derived")
-            .join(format!("{model}.ggml.bin"));
-        let config = WhisperCppConfig {
-            threads: 2,
-            ..WhisperCppConfig::default()
-        };
-        let engine = WhisperCpp::from_ct2_dir(&ct2, &ggml, config).unwrap();
+        let derived = store.root().join(".derived");
+        let whisper_cpp = WhisperCpp::from_ct2_dir(
+            &ct2,
+            &derived.join(format!("{model}.q8_0.ggml.bin")),
+            WhisperCppConfig {
+                threads: 2,
+                ..WhisperCppConfig::default()
+            },
+        )
+        .unwrap();
+        let candle = CandleWhisper::from_ct2_dir(
+            &ct2,
+            &derived.join(format!("{model}.hf")),
+            CandleConfig {
+                threads: 2,
+                ..CandleConfig::default()
+            },
+        )
+        .unwrap();
         let int8 = peer(&python, &ct2, "int8", &clips, runs, "en");
         let fp32 = peer(&python, &ct2, "float32", &clips, runs, "en");
         for ((name, reference), path) in CLIPS.iter().zip(&clips) {
@@ -132,22 +147,37 @@ fn main() {
                 hints: Vec::new(),
                 reduced_context,
             };
-            let (reduced, text) = time_athena(&engine, &audio, &options(true), runs);
-            let (full, _) = time_athena(&engine, &audio, &options(false), runs);
             let key = path.to_str().unwrap();
             let fw_int8 = int8[key]["median_s"].as_f64().unwrap();
             let fw_fp32 = fp32[key]["median_s"].as_f64().unwrap();
-            let fw_text = int8[key]["text"].as_str().unwrap();
-            println!(
-                "| {model} | {name} ({seconds:.1} s) | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.2}× | {:.0}% | {:.0}% |",
-                fw_int8 * 1e3,
-                fw_fp32 * 1e3,
-                reduced * 1e3,
-                full * 1e3,
-                fw_int8 / reduced,
-                word_error_rate(reference, fw_text) * 100.0,
-                word_error_rate(reference, &text) * 100.0,
-            );
+            let fw_wer = word_error_rate(reference, int8[key]["text"].as_str().unwrap());
+            for (reduced, rows) in [(true, &mut reduced_rows), (false, &mut full_rows)] {
+                let (wc, wc_text) = time_athena(&whisper_cpp, &audio, &options(reduced), runs);
+                let (ca, ca_text) = time_athena(&candle, &audio, &options(reduced), runs);
+                rows.push(format!(
+                    "| {model} | {name} ({seconds:.1} s) | {:.0} ms | {:.0} ms | {:.0} ms ({:.3}) | {:.0} ms ({:.3}) | {:.2}× | {:.2}× | {:.0}% | {:.0}% | {:.0}% |",
+                    fw_int8 * 1e3,
+                    fw_fp32 * 1e3,
+                    wc * 1e3,
+                    wc / seconds,
+                    ca * 1e3,
+                    ca / seconds,
+                    wc / fw_int8,
+                    ca / fw_int8,
+                    fw_wer * 100.0,
+                    word_error_rate(reference, &wc_text) * 100.0,
+                    word_error_rate(reference, &ca_text) * 100.0,
+                ));
+            }
         }
+    }
+    let header = "| model | clip | faster-whisper int8 | faster-whisper fp32 | Athena whisper.cpp (RTF) | Athena candle (RTF) | whisper.cpp ÷ fw int8 | candle ÷ fw int8 | WER fw int8 | WER whisper.cpp | WER candle |\n|---|---|---|---|---|---|---|---|---|---|---|";
+    println!("Athena with reduced context (the default):\n\n{header}");
+    for row in reduced_rows {
+        println!("{row}");
+    }
+    println!("\nAthena with the full 30 s context:\n\n{header}");
+    for row in full_rows {
+        println!("{row}");
     }
 }
