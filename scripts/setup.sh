@@ -5,9 +5,11 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
-# Build: a C toolchain for -sys crates. Tests: Python venvs for reference
-# peers; docker-compose (1.29) validates compose.yaml without a Docker engine.
-packages=(build-essential pkg-config python3 python3-venv curl ca-certificates docker-compose cmake libclang-dev)
+# Build: a C toolchain, cmake and libclang for -sys crates (whisper.cpp,
+# espeak-ng), libsonic for espeak-ng. Run: espeak-ng's phoneme data for Piper
+# voices. Tests: Python venvs for reference peers; docker-compose (1.29)
+# validates compose.yaml without a Docker engine.
+packages=(build-essential pkg-config python3 python3-venv curl ca-certificates docker-compose cmake libclang-dev libsonic-dev espeak-ng-data)
 
 missing=()
 for p in "${packages[@]}"; do

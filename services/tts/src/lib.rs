@@ -1,10 +1,11 @@
 //! Text to speech: Piper voices behind Wyoming (port 10200), gRPC and an OpenAI-compatible HTTP API.
 //!
-//! This is the service's frame: configuration, HTTP API with `/healthz`,
-//! `/readyz` and `/metrics`, graceful drain. Until its engine is built in,
-//! the `engine` readiness check fails and says why, so nothing routes work
-//! to a service that cannot do it.
+//! Built so far: the Piper engine ([`engine`]: espeak-ng phonemes, voices on
+//! ONNX Runtime) and the incremental sentence splitter ([`text`]). The
+//! service does not serve them yet: until its APIs exist the `engine`
+//! readiness check fails and says why, so nothing routes work to it.
 
+pub mod engine;
 pub mod text;
 
 use athena_runtime::http::{HttpConfig, HttpService};
@@ -27,6 +28,6 @@ pub fn default_config() -> Config {
 pub fn service(config: Config) -> HttpService {
     HttpService::new(NAME, config.http, axum::Router::new()).not_ready(
         "engine",
-        "no text-to-speech engine is built into this version yet",
+        "the text-to-speech APIs are not served by this version yet",
     )
 }

@@ -1,0 +1,147 @@
+//! The Piper engine on a real voice (`en_US-joe-medium` from the catalog)
+//! and the real ONNX Runtime library (catalog `onnxruntime`): what it says
+//! is transcribed back by Athena's own speech to text (whisper.cpp,
+//! tiny.en) and compared with what it was asked to say.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+
+use athena_stt::engine::wer::word_error_rate;
+use athena_stt::engine::{TranscribeOptions, Transcriber, WhisperCpp, WhisperCppConfig};
+use athena_tts::engine::{PiperVoice, Scales, VoiceError, to_pcm16};
+
+fn model_dir(name: &str) -> PathBuf {
+    athena_models::Store::from_env()
+        .unwrap()
+        .ensure(name)
+        .unwrap_or_else(|e| panic!("cannot get {name}: {e}"))
+}
+
+fn joe() -> PiperVoice {
+    athena_onnx::init(&athena_onnx::locate(None).unwrap()).unwrap();
+    let dir = model_dir("en_US-joe-medium");
+    PiperVoice::load("en_US-joe-medium", &dir.join("en_US-joe-medium.onnx"), 2).unwrap()
+}
+
+fn transcriber() -> WhisperCpp {
+    let store = athena_models::Store::from_env().unwrap();
+    let ct2 = store.ensure("whisper-tiny.en").unwrap();
+    let ggml = store
+        .root()
+        .join(".derived")
+        .join("whisper-tiny.en.q8_0.ggml.bin");
+    WhisperCpp::from_ct2_dir(&ct2, &ggml, WhisperCppConfig::default()).unwrap()
+}
+
+#[test]
+fn what_it_says_is_heard_back() {
+    let voice = joe();
+    assert_eq!(voice.config().audio.sample_rate, 22_050);
+    assert_eq!(voice.config().espeak.voice, "en-us");
+    let stt = transcriber();
+    let defaults = voice.config().inference;
+    let sentences = [
+        "Turn on the kitchen lights.",
+        "The temperature outside is 21 degrees.",
+        "Would you like me to open the garage door?",
+        "Your next meeting has 12 people in it.",
+    ];
+    let mut said = Vec::new();
+    let mut heard = Vec::new();
+    for sentence in sentences {
+        let samples = voice.speak(sentence, defaults, 0).unwrap();
+        let seconds = samples.len() as f32 / 22_050.0;
+        assert!(seconds > 0.8 && seconds < 6.0, "{sentence}: {seconds} s");
+        let pcm = to_pcm16(&samples);
+        assert_eq!(pcm.iter().map(|s| s.unsigned_abs()).max(), Some(32767));
+        // Played back as a speaker would: with a moment of silence around.
+        let pad = vec![0.0; 22_050 / 4];
+        let padded: Vec<f32> = pad.iter().chain(&samples).chain(&pad).copied().collect();
+        let mono16k = athena_audio::resample(&padded, 22_050, 16_000);
+        let text = stt
+            .transcribe(
+                &mono16k,
+                &TranscribeOptions {
+                    reduced_context: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+            .text;
+        eprintln!("said {sentence:?}, heard {text:?} ({seconds:.2} s)");
+        said.push(sentence.to_owned());
+        heard.push(text);
+    }
+    let wer = word_error_rate(&said.join(" "), &heard.join(" "));
+    eprintln!(
+        "WER over {} sentences: {:.1}%",
+        sentences.len(),
+        wer * 100.0
+    );
+    assert!(wer <= 0.15, "WER {wer}");
+
+    // A slower speaking rate makes longer audio.
+    let normal = voice.speak(sentences[0], defaults, 0).unwrap().len();
+    let slow = voice
+        .speak(
+            sentences[0],
+            Scales {
+                length_scale: 1.5,
+                ..defaults
+            },
+            0,
+        )
+        .unwrap()
+        .len();
+    assert!(slow as f32 > normal as f32 * 1.3, "{slow} vs {normal}");
+
+    // Nothing to say is no audio, not an error.
+    assert!(voice.speak("?!", defaults, 0).unwrap().is_empty());
+    // A single-speaker voice has speaker 0 only.
+    assert_eq!(voice.speaker_id(None).unwrap(), 0);
+    assert_eq!(voice.speaker_id(Some("0")).unwrap(), 0);
+    assert!(matches!(
+        voice.speaker_id(Some("3")),
+        Err(VoiceError::UnknownSpeaker { .. })
+    ));
+    assert!(matches!(
+        voice.speaker_id(Some("alice")),
+        Err(VoiceError::UnknownSpeaker { .. })
+    ));
+    // Phoneme ids: ^, then each phoneme followed by the pad, then $.
+    let ids = voice.phoneme_ids("ab");
+    assert_eq!(ids.len(), 2 + 2 * 2);
+}
+
+#[test]
+fn broken_voices_are_clear_errors() {
+    athena_onnx::init(&athena_onnx::locate(None).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let src = model_dir("en_US-joe-medium");
+    let model = dir.path().join("v.onnx");
+    // No configuration next to the model.
+    std::fs::write(&model, b"x").unwrap();
+    let err = PiperVoice::load("v", &model, 1).unwrap_err();
+    assert!(err.to_string().contains("v.onnx.json"), "{err}");
+    // A configuration, but the model is cut.
+    std::fs::copy(
+        src.join("en_US-joe-medium.onnx.json"),
+        dir.path().join("v.onnx.json"),
+    )
+    .unwrap();
+    let bytes = std::fs::read(src.join("en_US-joe-medium.onnx")).unwrap();
+    std::fs::write(&model, &bytes[..bytes.len() / 2]).unwrap();
+    let err = PiperVoice::load("v", &model, 1).unwrap_err();
+    assert!(
+        err.to_string().contains("ONNX Runtime cannot load it"),
+        "{err}"
+    );
+    // A configuration that is not one.
+    std::fs::write(dir.path().join("v.onnx.json"), b"{}").unwrap();
+    let err = PiperVoice::load("v", &model, 1).unwrap_err();
+    assert!(
+        err.to_string().contains("not a Piper voice configuration"),
+        "{err}"
+    );
+}
