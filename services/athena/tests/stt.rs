@@ -60,10 +60,16 @@ fn free_port() -> u16 {
 
 use athena_stt::engine::wer::word_error_rate as wer;
 
+/// One service at a time: each transcription uses both cores of a small
+/// machine, and several services spinning their thread pools side by side
+/// slow each other down by orders of magnitude.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 struct Stt {
     child: Child,
     http: u16,
     wyoming: u16,
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Drop for Stt {
@@ -75,6 +81,9 @@ impl Drop for Stt {
 
 impl Stt {
     fn start(extra_env: &[(&str, &str)]) -> Self {
+        let turn = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (http, wyoming) = (free_port(), free_port());
         let child = Command::new(env!("CARGO_BIN_EXE_athena"))
             .args(["serve", "stt"])
@@ -92,6 +101,7 @@ impl Stt {
             child,
             http,
             wyoming,
+            _turn: turn,
         };
         stt.wait_ready();
         stt
