@@ -45,6 +45,40 @@ pub fn looks_like_a_loop(tokens: usize, seconds: f32) -> bool {
     tokens as f32 > PLAUSIBLE_TOKENS_BASE + PLAUSIBLE_TOKENS_PER_SECOND * seconds
 }
 
+/// Hints longer than this (bytes) are cut.
+const MAX_HINT_BYTES: usize = 1024;
+
+/// The hints as the text of an initial prompt: `" hint, hint"`, without
+/// NULs, at most [`MAX_HINT_BYTES`]; `None` when there are none.
+pub fn hint_prompt(hints: &[String]) -> Option<String> {
+    let joined = hints
+        .iter()
+        .map(|h| h.replace('\0', " ").trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if joined.is_empty() {
+        return None;
+    }
+    let mut text = format!(" {joined}");
+    if text.len() > MAX_HINT_BYTES {
+        let mut cut = MAX_HINT_BYTES;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    Some(text)
+}
+
+/// Keeps the last `max` prompt tokens (the most recent words win, as in
+/// Whisper).
+pub fn keep_last<T>(tokens: &mut Vec<T>, max: usize) {
+    if tokens.len() > max {
+        tokens.drain(..tokens.len() - max);
+    }
+}
+
 /// Rejects audio no engine can transcribe: empty, not finite, or more
 /// samples than the C engines index.
 pub fn check_audio(audio: &[f32]) -> Result<(), EngineError> {
@@ -128,6 +162,21 @@ mod tests {
             language(Some("DE_de"), &multi).unwrap().as_deref(),
             Some("de")
         );
+    }
+
+    #[test]
+    fn hints_become_one_bounded_prompt() {
+        assert_eq!(hint_prompt(&[]), None);
+        assert_eq!(hint_prompt(&[" ".into()]), None);
+        assert_eq!(
+            hint_prompt(&["kitchen".into(), "a\0b".into()]).as_deref(),
+            Some(" kitchen, a b")
+        );
+        let long = hint_prompt(&["é".repeat(2000)]).unwrap();
+        assert!(long.len() <= MAX_HINT_BYTES);
+        let mut tokens = vec![1, 2, 3, 4];
+        keep_last(&mut tokens, 2);
+        assert_eq!(tokens, [3, 4]);
     }
 
     #[test]

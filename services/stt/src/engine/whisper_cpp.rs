@@ -27,9 +27,6 @@ use super::{
 };
 use crate::model::ggml;
 
-/// Hints longer than this (bytes) are cut.
-const MAX_HINT_BYTES: usize = 1024;
-
 /// Settings of the whisper.cpp engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WhisperCppConfig {
@@ -204,32 +201,16 @@ impl WhisperCpp {
     /// The hints as prompt tokens: `" hint, hint"`, at most half the text
     /// context (the most recent tokens win, as in whisper.cpp).
     fn prompt_tokens(&self, hints: &[String]) -> Result<Vec<i32>, EngineError> {
-        let joined = hints
-            .iter()
-            .map(|h| h.replace('\0', " ").trim().to_owned())
-            .filter(|h| !h.is_empty())
-            .collect::<Vec<_>>()
-            .join(", ");
-        if joined.is_empty() {
+        let Some(text) = policy::hint_prompt(hints) else {
             return Ok(Vec::new());
-        }
-        let mut text = format!(" {joined}");
-        if text.len() > MAX_HINT_BYTES {
-            let mut cut = MAX_HINT_BYTES;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            text.truncate(cut);
-        }
+        };
         // Every token is at least one byte, so this bound is never exceeded
         // (whisper-rs mishandles a result that does not fit).
         let mut tokens = self
             .ctx
             .tokenize(&text, text.len() + 1)
             .map_err(|e| EngineError::Inference(format!("cannot tokenize the hints: {e}")))?;
-        if tokens.len() > self.max_prompt_tokens {
-            tokens.drain(..tokens.len() - self.max_prompt_tokens);
-        }
+        policy::keep_last(&mut tokens, self.max_prompt_tokens);
         Ok(tokens)
     }
 }

@@ -187,21 +187,8 @@ pub fn convert_ct2_to_ggml_as(
     out: &Path,
     precision: Precision,
 ) -> Result<(), ConvertError> {
-    let model_path = ct2_dir.join("model.bin");
-    if !model_path.is_file() {
-        return Err(ConvertError::MissingFile {
-            dir: ct2_dir.to_owned(),
-            file: "model.bin",
-        });
-    }
     let started = std::time::Instant::now();
-    let model = Ct2Model::read(&model_path)?;
-    if model.spec_name() != "WhisperSpec" {
-        return Err(ConvertError::UnsupportedSpec {
-            found: model.spec_name().to_owned(),
-        });
-    }
-    let hp = WhisperHparams::from_ct2(&model)?;
+    let (model, hp) = layout::read_whisper(ct2_dir)?;
     let vocab = read_vocabulary(ct2_dir)?;
     if vocab.len != hp.n_vocab {
         tracing::debug!(
@@ -215,17 +202,9 @@ pub fn convert_ct2_to_ggml_as(
         let path = path.to_owned();
         move |source| ConvertError::Io { path, source }
     };
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-    let file_name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
+    let (dir, prefix) = layout::staging(out)?;
     let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{file_name}."))
+        .prefix(&prefix)
         .suffix(".partial")
         .tempfile_in(&dir)
         .map_err(io_err(&dir))?;

@@ -16,7 +16,7 @@
 //! `positional_embedding` → `embed_positions.weight`.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
@@ -154,13 +154,6 @@ pub fn convert_ct2_to_hf(ct2_dir: &Path, out: &Path) -> Result<(), ConvertError>
         let path = path.to_owned();
         move |source| ConvertError::Io { path, source }
     };
-    let model_path = ct2_dir.join("model.bin");
-    if !model_path.is_file() {
-        return Err(ConvertError::MissingFile {
-            dir: ct2_dir.to_owned(),
-            file: "model.bin",
-        });
-    }
     let tokenizer = ct2_dir.join(TOKENIZER);
     if !tokenizer.is_file() {
         return Err(ConvertError::MissingFile {
@@ -168,13 +161,7 @@ pub fn convert_ct2_to_hf(ct2_dir: &Path, out: &Path) -> Result<(), ConvertError>
             file: TOKENIZER,
         });
     }
-    let model = Ct2Model::read(&model_path)?;
-    if model.spec_name() != "WhisperSpec" {
-        return Err(ConvertError::UnsupportedSpec {
-            found: model.spec_name().to_owned(),
-        });
-    }
-    let hp = WhisperHparams::from_ct2(&model)?;
+    let (model, hp) = layout::read_whisper(ct2_dir)?;
     let ct2_config_path = ct2_dir.join("config.json");
     let ct2_config: Value = match std::fs::read(&ct2_config_path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| ConvertError::Config {
@@ -189,17 +176,9 @@ pub fn convert_ct2_to_hf(ct2_dir: &Path, out: &Path) -> Result<(), ConvertError>
     layout::emit(&model, &hp, &mut collector).map_err(|e| e.with_path(out))?;
     let config = hf_config(&model, &hp, &ct2_config)?;
 
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent).map_err(io(&parent))?;
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
+    let (parent, prefix) = layout::staging(out)?;
     let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
+        .prefix(&prefix)
         .suffix(".partial")
         .tempdir_in(&parent)
         .map_err(io(&parent))?;

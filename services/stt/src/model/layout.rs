@@ -4,7 +4,7 @@
 //! writer, the safetensors writer) renames them and picks storage types by
 //! [`Role`]. The mapping is tabled in [`super::ggml`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::ct2::{Ct2Error, Ct2Model};
 use super::ggml::ConvertError;
@@ -195,6 +195,45 @@ fn load(model: &Ct2Model, name: &str, expected: &[usize]) -> Result<Vec<f32>, Co
         });
     }
     Ok(values)
+}
+
+/// Reads the CTranslate2 Whisper model in `ct2_dir` (its `model.bin`)
+/// and its hyperparameters.
+pub(crate) fn read_whisper(ct2_dir: &Path) -> Result<(Ct2Model, WhisperHparams), ConvertError> {
+    let model_path = ct2_dir.join("model.bin");
+    if !model_path.is_file() {
+        return Err(ConvertError::MissingFile {
+            dir: ct2_dir.to_owned(),
+            file: "model.bin",
+        });
+    }
+    let model = Ct2Model::read(&model_path)?;
+    if model.spec_name() != "WhisperSpec" {
+        return Err(ConvertError::UnsupportedSpec {
+            found: model.spec_name().to_owned(),
+        });
+    }
+    let hp = WhisperHparams::from_ct2(&model)?;
+    Ok((model, hp))
+}
+
+/// Where a converter stages `out` before renaming it into place: the
+/// folder `out` goes in (created) and the prefix of a hidden temporary name
+/// there (`.<name>.`).
+pub(crate) fn staging(out: &Path) -> Result<(PathBuf, String), ConvertError> {
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(|source| ConvertError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    Ok((dir, format!(".{name}.")))
 }
 
 /// Emits every tensor of the Whisper model `model` (with hyperparameters

@@ -25,8 +25,6 @@ use net::{Net, Precision, Session};
 
 /// Samples in one 30-second window.
 const WINDOW_SAMPLES: usize = 30 * SAMPLE_RATE as usize;
-/// Hints longer than this (bytes) are cut.
-const MAX_HINT_BYTES: usize = 1024;
 /// A window whose <|nospeech|> probability is above this, and whose text
 /// is unlikely (see [`LOGPROB_THRESHOLD`]), is taken for silence (Whisper's
 /// and whisper.cpp's rule: it otherwise "hears" words in silence).
@@ -303,32 +301,15 @@ impl CandleWhisper {
     /// The hints as prompt tokens, at most half the text context (the most
     /// recent tokens win).
     fn prompt_tokens(&self, hints: &[String]) -> Result<Vec<u32>, EngineError> {
-        let joined = hints
-            .iter()
-            .map(|h| h.replace('\0', " ").trim().to_owned())
-            .filter(|h| !h.is_empty())
-            .collect::<Vec<_>>()
-            .join(", ");
-        if joined.is_empty() {
+        let Some(text) = policy::hint_prompt(hints) else {
             return Ok(Vec::new());
-        }
-        let mut text = format!(" {joined}");
-        if text.len() > MAX_HINT_BYTES {
-            let mut cut = MAX_HINT_BYTES;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            text.truncate(cut);
-        }
+        };
         let encoding = self
             .tokenizer
             .encode(text, false)
             .map_err(|e| EngineError::Inference(format!("cannot tokenize the hints: {e}")))?;
         let mut tokens = encoding.get_ids().to_vec();
-        let max = self.net.config().max_target_positions / 2 - 1;
-        if tokens.len() > max {
-            tokens.drain(..tokens.len() - max);
-        }
+        policy::keep_last(&mut tokens, self.net.config().max_target_positions / 2 - 1);
         Ok(tokens)
     }
 }
