@@ -14,8 +14,10 @@
 pub mod catalog;
 pub mod error;
 mod fetch;
+pub mod reference;
 pub mod store;
 
 pub use catalog::{Catalog, FileSpec, ModelKind, ModelSpec};
 pub use error::ModelError;
+pub use reference::ModelRef;
 pub use store::{Source, Status, Store};

@@ -1,14 +1,28 @@
-//! Text to speech: Piper voices behind Wyoming (port 10200), gRPC and an OpenAI-compatible HTTP API.
+//! Text to speech: Piper voices behind Wyoming (port 10200), gRPC and an
+//! OpenAI-compatible HTTP API (port 8200).
 //!
-//! Built so far: the Piper engine ([`engine`]: espeak-ng phonemes, voices on
-//! ONNX Runtime) and the incremental sentence splitter ([`text`]). The
-//! service does not serve them yet: until its APIs exist the `engine`
-//! readiness check fails and says why, so nothing routes work to it.
+//! At start the service finds ONNX Runtime (config, `ORT_DYLIB_PATH`, the
+//! catalog) and checks it before `ort` sees it, then loads every configured
+//! voice (catalog names are fetched on first use). Listeners open at once;
+//! until the voices are loaded `/readyz` says so and requests are told so.
 
+pub mod config;
 pub mod engine;
+pub mod http_api;
+pub mod synthesizer;
 pub mod text;
+pub mod wyoming_api;
 
-use athena_runtime::http::{HttpConfig, HttpService};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use athena_models::ModelRef;
+use athena_runtime::service::{self, Service, ServiceContext, ServiceFuture};
+use athena_runtime::{http, wyoming_server};
+
+pub use config::Config;
+use engine::{Device, PiperVoice};
+pub use synthesizer::{Defaults, Synthesizer};
 
 /// The service's name in logs, metrics and `/healthz`.
 pub const NAME: &str = "tts";
@@ -16,18 +30,155 @@ pub const NAME: &str = "tts";
 /// The config section this service reads (`ATHENA__TTS__*` overrides it).
 pub const SECTION: &str = "tts";
 
-/// The `[tts]` config section.
-pub type Config = HttpConfig;
-
-/// Built-in defaults: HTTP on port 8200.
+/// Built-in defaults.
 pub fn default_config() -> Config {
-    HttpConfig::on_port(8200)
+    Config::default()
 }
 
-/// The service, ready to run.
-pub fn service(config: Config) -> HttpService {
-    HttpService::new(NAME, config.http, axum::Router::new()).not_ready(
-        "engine",
-        "the text-to-speech APIs are not served by this version yet",
-    )
+/// Where a synthesizer will be once the voices are loaded.
+pub type Slot = Arc<OnceLock<Arc<Synthesizer>>>;
+
+/// The tts service, ready to run.
+#[derive(Debug)]
+pub struct Tts {
+    config: Config,
+    synthesizer: Slot,
+}
+
+/// The service for `config`.
+pub fn service(config: Config) -> Tts {
+    Tts {
+        config,
+        synthesizer: Arc::new(OnceLock::new()),
+    }
+}
+
+impl Tts {
+    /// The synthesizer once loaded: what in-process callers (the
+    /// orchestrator in the `athena` process) use instead of gRPC.
+    pub fn synthesizer(&self) -> Slot {
+        self.synthesizer.clone()
+    }
+}
+
+/// The `.onnx` file of a voice setting (fetching a catalog voice if needed).
+fn voice_file(store: &athena_models::Store, setting: &str) -> anyhow::Result<PathBuf> {
+    Ok(match ModelRef::parse(setting) {
+        ModelRef::Catalog(name) => store.ensure(&name)?.join(format!("{name}.onnx")),
+        ModelRef::Path(path) => path,
+    })
+}
+
+/// Loads ONNX Runtime and the voices.
+pub fn load(config: &Config) -> anyhow::Result<Synthesizer> {
+    let library = athena_onnx::locate(config.onnxruntime_path().as_deref())?;
+    athena_onnx::check(&library)?;
+    athena_onnx::init(&library)?;
+    let store = athena_models::Store::from_env()?;
+    let device = Device {
+        gpu: config.gpu,
+        threads: config.threads,
+    };
+    let voices = config
+        .voices
+        .iter()
+        .map(|setting| {
+            let name = config::voice_name(setting);
+            let file = voice_file(&store, setting)?;
+            let voice = PiperVoice::load(&name, &file, &device)?;
+            tracing::info!(
+                voice = name,
+                device = voice.device(),
+                streams = voice.streams(),
+                "voice loaded"
+            );
+            anyhow::Ok(voice)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let device_gauge = if voices.iter().all(|v| v.device().starts_with("gpu")) {
+        "gpu"
+    } else {
+        "cpu"
+    };
+    metrics::gauge!("tts_device_info", "device" => device_gauge).set(1.0);
+    Ok(Synthesizer::new(
+        voices,
+        &config.default_voice_name(),
+        Defaults::from_config(config),
+    )?)
+}
+
+impl Service for Tts {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn run(self: Box<Self>, ctx: ServiceContext) -> ServiceFuture {
+        Box::pin(async move {
+            let config = self.config;
+            let slot = self.synthesizer;
+            ctx.readiness
+                .set("voices", false, format!("loading {}", config.voices.join(", ")));
+            let loader = {
+                let (config, slot, readiness) =
+                    (config.clone(), slot.clone(), ctx.readiness.clone());
+                async move {
+                    let loaded = tokio::task::spawn_blocking(move || load(&config)).await??;
+                    let detail = loaded
+                        .voices()
+                        .map(|v| format!("{} on {}", v.name(), v.device()))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    tracing::info!(%detail, "voices ready");
+                    let _ = slot.set(Arc::new(loaded));
+                    readiness.set("voices", true, detail);
+                    anyhow::Ok(())
+                }
+            };
+            let endpoint = Arc::new(wyoming_api::TtsEndpoint::new(slot.clone()));
+            let wyoming = wyoming_server::serve(&config.wyoming, endpoint, &ctx);
+            let grpc = athena_api::tts::grpc_router(Arc::new(LazySynthesizer(slot.clone())));
+            let api = http_api::router(slot.clone(), config.max_text_chars).merge(grpc);
+            let http = http::serve(
+                NAME,
+                config.http,
+                api,
+                ctx.readiness.clone(),
+                ctx.shutdown.clone(),
+            );
+            service::run_parts(
+                &ctx.shutdown,
+                vec![Box::pin(loader), Box::pin(wyoming), Box::pin(http)],
+            )
+            .await
+        })
+    }
+}
+
+/// The synthesizer in `slot`, or why there is none yet.
+pub fn loaded(slot: &Slot) -> Result<Arc<Synthesizer>, athena_api::Error> {
+    slot.get()
+        .cloned()
+        .ok_or_else(|| athena_api::Error::unavailable("the voices are still loading"))
+}
+
+/// The service interface of a synthesizer that may still be loading.
+#[derive(Debug, Clone)]
+pub struct LazySynthesizer(pub Slot);
+
+#[async_trait::async_trait]
+impl athena_api::tts::TextToSpeech for LazySynthesizer {
+    async fn describe(&self) -> Result<Vec<athena_api::tts::Voice>, athena_api::Error> {
+        Ok(loaded(&self.0)?.describe())
+    }
+
+    async fn synthesize(
+        &self,
+        config: athena_api::tts::SynthesisConfig,
+        text: athena_api::tts::TextStream,
+    ) -> Result<athena_api::tts::SpeechStream, athena_api::Error> {
+        let synthesizer = loaded(&self.0)?;
+        let plan = synthesizer.plan(&config)?;
+        Ok(synthesizer.speak(plan, text))
+    }
 }

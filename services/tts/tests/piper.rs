@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use athena_stt::engine::wer::word_error_rate;
 use athena_stt::engine::{TranscribeOptions, Transcriber, WhisperCpp, WhisperCppConfig};
-use athena_tts::engine::{PiperVoice, Scales, VoiceError, to_pcm16};
+use athena_tts::engine::{Device, PiperVoice, Scales, SpeakOptions, VoiceError, to_pcm16};
 
 fn model_dir(name: &str) -> PathBuf {
     athena_models::Store::from_env()
@@ -21,7 +21,14 @@ fn model_dir(name: &str) -> PathBuf {
 fn joe() -> PiperVoice {
     athena_onnx::init(&athena_onnx::locate(None).unwrap()).unwrap();
     let dir = model_dir("en_US-joe-medium");
-    PiperVoice::load("en_US-joe-medium", &dir.join("en_US-joe-medium.onnx"), 2).unwrap()
+    PiperVoice::load("en_US-joe-medium", &dir.join("en_US-joe-medium.onnx"), &cpu(2)).unwrap()
+}
+
+fn cpu(threads: usize) -> Device {
+    Device {
+        gpu: false,
+        threads,
+    }
 }
 
 fn transcriber() -> WhisperCpp {
@@ -53,8 +60,10 @@ fn what_it_says_is_heard_back() {
         let samples = voice.speak(sentence, defaults, 0).unwrap();
         let seconds = samples.len() as f32 / 22_050.0;
         assert!(seconds > 0.8 && seconds < 6.0, "{sentence}: {seconds} s");
-        let pcm = to_pcm16(&samples);
-        assert_eq!(pcm.iter().map(|s| s.unsigned_abs()).max(), Some(32767));
+        // The voice's gain brings speech near full scale.
+        let pcm = to_pcm16(&samples, voice.gain());
+        let peak = pcm.iter().map(|s| s.unsigned_abs()).max().unwrap();
+        assert!(peak > 16_000, "{sentence}: peak {peak}");
         // Played back as a speaker would: with a moment of silence around.
         let pad = vec![0.0; 22_050 / 4];
         let padded: Vec<f32> = pad.iter().chain(&samples).chain(&pad).copied().collect();
@@ -122,7 +131,7 @@ fn broken_voices_are_clear_errors() {
     let model = dir.path().join("v.onnx");
     // No configuration next to the model.
     std::fs::write(&model, b"x").unwrap();
-    let err = PiperVoice::load("v", &model, 1).unwrap_err();
+    let err = PiperVoice::load("v", &model, &cpu(1)).unwrap_err();
     assert!(err.to_string().contains("v.onnx.json"), "{err}");
     // A configuration, but the model is cut.
     std::fs::copy(
@@ -132,16 +141,62 @@ fn broken_voices_are_clear_errors() {
     .unwrap();
     let bytes = std::fs::read(src.join("en_US-joe-medium.onnx")).unwrap();
     std::fs::write(&model, &bytes[..bytes.len() / 2]).unwrap();
-    let err = PiperVoice::load("v", &model, 1).unwrap_err();
+    let err = PiperVoice::load("v", &model, &cpu(1)).unwrap_err();
     assert!(
         err.to_string().contains("ONNX Runtime cannot load it"),
         "{err}"
     );
     // A configuration that is not one.
     std::fs::write(dir.path().join("v.onnx.json"), b"{}").unwrap();
-    let err = PiperVoice::load("v", &model, 1).unwrap_err();
+    let err = PiperVoice::load("v", &model, &cpu(1)).unwrap_err();
     assert!(
         err.to_string().contains("not a Piper voice configuration"),
         "{err}"
     );
+}
+
+#[test]
+fn a_sentence_in_pieces_is_the_sentence_whole() {
+    let voice = joe();
+    assert!(voice.streams(), "the Piper model is cut at its vocoder");
+    // Without noise the model is deterministic, so pieces can be compared.
+    let scales = Scales {
+        noise_scale: 0.0,
+        length_scale: 1.0,
+        noise_w: 0.0,
+    };
+    let sentence = "The spare towels are in the cupboard, on the second shelf from the top.";
+    let whole = voice.speak(sentence, scales, 0).unwrap();
+    let mut pieces = Vec::new();
+    let options = SpeakOptions {
+        scales,
+        speaker: 0,
+        first_frames: 8,
+    };
+    voice
+        .speak_in_pieces(sentence, &options, &mut |piece| {
+            pieces.push(piece);
+            true
+        })
+        .unwrap();
+    assert!(pieces.len() >= 4, "{} pieces", pieces.len());
+    assert_eq!(pieces[0].len(), 8 * 256, "the first piece is 8 frames");
+    let joined: Vec<f32> = pieces.concat();
+    assert_eq!(joined.len(), whole.len());
+    let worst = joined
+        .iter()
+        .zip(&whole)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-4, "pieces differ from the whole by {worst}");
+
+    // A listener that leaves stops the work after its piece.
+    let mut calls = 0;
+    voice
+        .speak_in_pieces(sentence, &options, &mut |_| {
+            calls += 1;
+            false
+        })
+        .unwrap();
+    assert_eq!(calls, 1);
 }

@@ -22,9 +22,15 @@ pub struct PhonemizeError(pub String);
 /// The IPA phonemes of one sentence in espeak voice `voice` (`en-us`),
 /// with `,` `;` `:` and the final `.` `?` `!` kept.
 pub fn phonemize(sentence: &str, voice: &str) -> Result<String, PhonemizeError> {
+    // Control characters (a NUL above all) mean nothing to say and would
+    // stop espeak-ng: they become spaces.
+    let sentence: String = sentence
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     let _espeak = ESPEAK.lock().unwrap_or_else(PoisonError::into_inner);
     let mut out = String::new();
-    for (clause, punctuation) in clauses(sentence) {
+    for (clause, punctuation) in clauses(&sentence) {
         if !clause.chars().any(char::is_alphanumeric) {
             continue;
         }
