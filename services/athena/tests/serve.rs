@@ -69,6 +69,10 @@ fn start() -> Server {
             "ATHENA__STT__WYOMING__URI",
             format!("tcp://127.0.0.1:{}", free_port()),
         )
+        .env(
+            "ATHENA__TTS__WYOMING__URI",
+            format!("tcp://127.0.0.1:{}", free_port()),
+        )
         .env("ATHENA__LOG__FORMAT", "json")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -132,10 +136,10 @@ fn serve_answers_the_reference_client_and_drains_on_sigterm() {
     }
     let (status, body) = http_get(server.http[0], "/readyz").unwrap();
     assert_eq!(status, 200, "orchestrator ready: {body}");
-    let (status, body) = http_get(server.http[2], "/readyz").unwrap();
+    let (status, body) = http_get(server.http[3], "/readyz").unwrap();
     assert_eq!(
         status, 503,
-        "tts must not claim readiness without an engine: {body}"
+        "router-small-llm must not claim readiness without an engine: {body}"
     );
 
     let Output {

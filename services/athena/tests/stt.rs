@@ -4,9 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
 
 use athena_api::stt::{GrpcSpeechToText, RecognitionConfig, RecognitionEvent, SpeechToText};
 use bytes::Bytes;
@@ -15,32 +16,9 @@ use serde_json::Value;
 use wyoming::event::{AudioChunk, AudioStart, AudioStop, Transcribe};
 use wyoming::{AudioFormat, ConnectionConfig, Endpoint, Event};
 
+use common::{Service, free_port, run_json};
+
 const JFK: &str = "And so my fellow Americans ask not what your country can do for you, ask what you can do for your country.";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn python() -> PathBuf {
-    PathBuf::from(std::env::var_os("ATHENA_PYTHON").expect(
-        "ATHENA_PYTHON is not set: run scripts/test.sh, or set it to the venv python that scripts/python-env.sh prints",
-    ))
-}
-
-/// Runs a Python peer program; returns the JSON it printed.
-fn run_json(script: &str, args: &[&str]) -> Value {
-    let out = Command::new(python())
-        .arg(repo_root().join("tests/interop").join(script))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 fn jfk_wav() -> PathBuf {
     athena_models::Store::from_env()
@@ -50,80 +28,22 @@ fn jfk_wav() -> PathBuf {
         .join("jfk.wav")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 use athena_stt::engine::wer::word_error_rate as wer;
 
-/// One service at a time: each transcription uses both cores of a small
-/// machine, and several services spinning their thread pools side by side
-/// slow each other down by orders of magnitude.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// The stt service of the real binary.
+struct Stt(Service);
 
-struct Stt {
-    child: Child,
-    http: u16,
-    wyoming: u16,
-    _turn: std::sync::MutexGuard<'static, ()>,
-}
+impl std::ops::Deref for Stt {
+    type Target = Service;
 
-impl Drop for Stt {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn deref(&self) -> &Service {
+        &self.0
     }
 }
 
 impl Stt {
     fn start(extra_env: &[(&str, &str)]) -> Self {
-        let turn = ONE_AT_A_TIME
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (http, wyoming) = (free_port(), free_port());
-        let child = Command::new(env!("CARGO_BIN_EXE_athena"))
-            .args(["serve", "stt"])
-            .env("ATHENA__STT__HTTP", format!("127.0.0.1:{http}"))
-            .env(
-                "ATHENA__STT__WYOMING__URI",
-                format!("tcp://127.0.0.1:{wyoming}"),
-            )
-            .envs(extra_env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stt = Self {
-            child,
-            http,
-            wyoming,
-            _turn: turn,
-        };
-        stt.wait_ready();
-        stt
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while Instant::now() < deadline {
-            let ready = std::process::Command::new("curl")
-                .args(["-sf", &format!("http://127.0.0.1:{}/readyz", self.http)])
-                .output()
-                .is_ok_and(|o| o.status.success());
-            if ready {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        panic!("stt never became ready");
-    }
-
-    fn uri(&self) -> String {
-        format!("tcp://127.0.0.1:{}", self.wyoming)
+        Self(Service::start("stt", extra_env))
     }
 
     /// Runs the reference client; returns the events it received.

@@ -77,7 +77,10 @@ impl Config {
     /// The name of the default voice.
     pub fn default_voice_name(&self) -> String {
         if self.default_voice.is_empty() {
-            self.voices.first().map(|v| voice_name(v)).unwrap_or_default()
+            self.voices
+                .first()
+                .map(|v| voice_name(v))
+                .unwrap_or_default()
         } else {
             self.default_voice.clone()
         }
@@ -97,7 +100,11 @@ pub fn voice_name(setting: &str) -> String {
 }
 
 /// Checks the speaking scales a config or a request gives.
-pub fn check_scale(name: &str, value: f32, range: std::ops::RangeInclusive<f32>) -> Result<(), String> {
+pub fn check_scale(
+    name: &str,
+    value: f32,
+    range: std::ops::RangeInclusive<f32>,
+) -> Result<(), String> {
     if value.is_finite() && range.contains(&value) {
         Ok(())
     } else {
@@ -162,12 +169,19 @@ impl Validate for Config {
         if let Some(v) = self.length_scale {
             check_scale("tts.length_scale", v, LENGTH_SCALES)?;
         }
-        for (name, value) in [("tts.noise_scale", self.noise_scale), ("tts.noise_w", self.noise_w)] {
+        for (name, value) in [
+            ("tts.noise_scale", self.noise_scale),
+            ("tts.noise_w", self.noise_w),
+        ] {
             if let Some(v) = value {
                 check_scale(name, v, NOISE_SCALES)?;
             }
         }
-        check_scale("tts.sentence_silence", self.sentence_silence, SENTENCE_SILENCES)?;
+        check_scale(
+            "tts.sentence_silence",
+            self.sentence_silence,
+            SENTENCE_SILENCES,
+        )?;
         if self.sample_rate != 0 && !SAMPLE_RATES.contains(&self.sample_rate) {
             return Err(format!(
                 "tts.sample_rate must be 0 (the voice's own) or between {} and {} Hz",
@@ -208,7 +222,9 @@ mod tests {
         };
         assert!(bad(|c| c.voices.clear()).contains("at least one"));
         assert!(bad(|c| c.voices = vec!["no-such-voice".into()]).contains("no-such-voice"));
-        assert!(bad(|c| c.voices = vec!["whisper-tiny.en".into()]).contains("not a text-to-speech"));
+        assert!(
+            bad(|c| c.voices = vec!["whisper-tiny.en".into()]).contains("not a text-to-speech")
+        );
         assert!(bad(|c| c.voices = vec!["/nowhere/v.onnx".into()]).contains("does not exist"));
         assert!(bad(|c| c.voices = vec!["/nowhere/v.bin".into()]).contains("not a Piper voice"));
         assert!(bad(|c| c.default_voice = "other".into()).contains("not one of"));
@@ -222,6 +238,9 @@ mod tests {
     #[test]
     fn voices_are_named_after_their_files() {
         assert_eq!(voice_name("en_US-joe-medium"), "en_US-joe-medium");
-        assert_eq!(voice_name("/v/de_DE-thorsten-high.onnx"), "de_DE-thorsten-high");
+        assert_eq!(
+            voice_name("/v/de_DE-thorsten-high.onnx"),
+            "de_DE-thorsten-high"
+        );
     }
 }

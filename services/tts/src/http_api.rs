@@ -93,7 +93,10 @@ async fn voices(State(api): State<Api>) -> Result<Response, ApiError> {
             })
         })
         .collect();
-    Ok(Json(json!({ "voices": voices, "default": synthesizer.default_voice().name() })).into_response())
+    Ok(
+        Json(json!({ "voices": voices, "default": synthesizer.default_voice().name() }))
+            .into_response(),
+    )
 }
 
 async fn speech(
@@ -111,7 +114,12 @@ async fn speech(
         .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid request body: {e}")))?;
     let synthesizer = loaded(&api.synthesizer)?;
     let voice_names: Vec<&str> = synthesizer.voices().map(|v| v.name()).collect();
-    let named = |name: &Option<String>| name.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned);
+    let named = |name: &Option<String>| {
+        name.as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+    };
     let model = named(&request.model);
     if let Some(m) = &model
         && !OPENAI_MODELS.contains(&m.as_str())
@@ -119,7 +127,10 @@ async fn speech(
     {
         return Err(ApiError::not_found(
             "model_not_found",
-            format!("model {m:?} is not served here (use tts-1, or a voice: {})", voice_names.join(", ")),
+            format!(
+                "model {m:?} is not served here (use tts-1, or a voice: {})",
+                voice_names.join(", ")
+            ),
         ));
     }
     let voice = match named(&request.voice) {
@@ -164,7 +175,9 @@ async fn speech(
         sample_rate,
         sentence_silence: None,
     };
-    synthesizer.check_text(&request.input).map_err(input_error)?;
+    synthesizer
+        .check_text(&request.input)
+        .map_err(input_error)?;
     let plan = synthesizer.plan(&config)?;
     let rate = plan.format().rate();
     let text = futures::stream::iter([Ok::<_, Error>(request.input)]).boxed();
@@ -191,7 +204,11 @@ async fn speech(
         }
     });
     let body = Body::from_stream(futures::stream::once(async { Ok(head) }).chain(rest));
-    let content_type = if format == "wav" { "audio/wav" } else { "audio/pcm" };
+    let content_type = if format == "wav" {
+        "audio/wav"
+    } else {
+        "audio/pcm"
+    };
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
 }
 

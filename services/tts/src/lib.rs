@@ -117,8 +117,11 @@ impl Service for Tts {
         Box::pin(async move {
             let config = self.config;
             let slot = self.synthesizer;
-            ctx.readiness
-                .set("voices", false, format!("loading {}", config.voices.join(", ")));
+            ctx.readiness.set(
+                "voices",
+                false,
+                format!("loading {}", config.voices.join(", ")),
+            );
             let loader = {
                 let (config, slot, readiness) =
                     (config.clone(), slot.clone(), ctx.readiness.clone());

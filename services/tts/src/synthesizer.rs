@@ -13,8 +13,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use athena_api::{Error, ErrorKind};
 use athena_api::tts::{SpeechSegment, SpeechStream, SynthesisConfig, TextStream, Voice};
+use athena_api::{Error, ErrorKind};
 use athena_audio::AudioFormat;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -109,7 +109,9 @@ impl Synthesizer {
         let default_voice = voices
             .iter()
             .position(|v| v.name() == default_voice)
-            .ok_or_else(|| Error::invalid(format!("the default voice {default_voice} is not loaded")))?;
+            .ok_or_else(|| {
+                Error::invalid(format!("the default voice {default_voice} is not loaded"))
+            })?;
         Ok(Self {
             voices: voices.into_iter().map(Arc::new).collect(),
             default_voice,
@@ -158,14 +160,20 @@ impl Synthesizer {
                 .map(|l| l.code.to_lowercase())
                 .unwrap_or_default()
         };
-        self.voices()
-            .find(|v| code(v) == wanted)
-            .or_else(|| self.voices().find(|v| code(v).split('_').next() == Some(&wanted)))
+        self.voices().find(|v| code(v) == wanted).or_else(|| {
+            self.voices()
+                .find(|v| code(v).split('_').next() == Some(&wanted))
+        })
     }
 
     /// Checks `request` against the voices and limits.
     pub fn plan(&self, request: &SynthesisConfig) -> Result<Plan, Error> {
-        let voice = match request.voice.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+        let voice = match request
+            .voice
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+        {
             None => self.voices[self.default_voice].clone(),
             Some(name) => self
                 .voices
@@ -183,7 +191,9 @@ impl Synthesizer {
         let speaker = voice
             .speaker_id(request.speaker.as_deref())
             .map_err(|e| match e {
-                VoiceError::UnknownSpeaker { .. } => Error::not_found(format!("{}: {e}", voice.name())),
+                VoiceError::UnknownSpeaker { .. } => {
+                    Error::not_found(format!("{}: {e}", voice.name()))
+                }
                 other => Error::invalid(other.to_string()),
             })?;
         let own = voice.config().inference;
@@ -220,7 +230,11 @@ impl Synthesizer {
                 speaker,
                 // Resampled audio goes out by whole sentences: pieces
                 // resampled apart would click at their seams.
-                first_frames: if rate == own_rate { d.first_chunk_frames } else { 0 },
+                first_frames: if rate == own_rate {
+                    d.first_chunk_frames
+                } else {
+                    0
+                },
             },
             format,
             silence_samples: (silence * rate as f32).round() as usize,
@@ -324,9 +338,8 @@ impl Synthesizer {
             tokio::task::spawn_blocking(move || {
                 let _permit = permit;
                 let started = Instant::now();
-                let spoken = voice.speak_in_pieces(&text, &options, &mut |piece| {
-                    pieces_tx.send(piece).is_ok()
-                });
+                let spoken = voice
+                    .speak_in_pieces(&text, &options, &mut |piece| pieces_tx.send(piece).is_ok());
                 metrics::histogram!("tts_sentence_seconds").record(started.elapsed().as_secs_f64());
                 spoken
             })
@@ -361,7 +374,12 @@ impl Synthesizer {
                 tracing::error!(error = %e, sentence = %text, "synthesis failed");
                 return Err(Error::new(ErrorKind::Internal, e.to_string()));
             }
-            Err(e) => return Err(Error::new(ErrorKind::Internal, format!("synthesis failed: {e}"))),
+            Err(e) => {
+                return Err(Error::new(
+                    ErrorKind::Internal,
+                    format!("synthesis failed: {e}"),
+                ));
+            }
         }
         if plan.silence_samples > 0
             && out
@@ -387,7 +405,11 @@ struct Progress {
 
 /// 16-bit samples as little-endian bytes.
 fn pcm_bytes(samples: &[i16]) -> Bytes {
-    samples.iter().flat_map(|s| s.to_le_bytes()).collect::<Vec<u8>>().into()
+    samples
+        .iter()
+        .flat_map(|s| s.to_le_bytes())
+        .collect::<Vec<u8>>()
+        .into()
 }
 
 /// `s` in parts of at most about `max` bytes, cut at character boundaries.

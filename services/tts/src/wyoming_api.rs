@@ -271,18 +271,20 @@ impl Handler for TtsEndpoint {
                         player: Player::new(Framing::PerSentence),
                     });
                 }
-                Event::SynthesizeChunk(chunk) => match streaming.as_ref().and_then(|s| s.text.as_ref()) {
-                    Some(text) => {
-                        let _ = text.send(Ok(chunk.text));
+                Event::SynthesizeChunk(chunk) => {
+                    match streaming.as_ref().and_then(|s| s.text.as_ref()) {
+                        Some(text) => {
+                            let _ = text.send(Ok(chunk.text));
+                        }
+                        None => {
+                            conn.send(Error::new(
+                                "invalid-argument",
+                                "synthesize-chunk without synthesize-start",
+                            ))
+                            .await?;
+                        }
                     }
-                    None => {
-                        conn.send(Error::new(
-                            "invalid-argument",
-                            "synthesize-chunk without synthesize-start",
-                        ))
-                        .await?;
-                    }
-                },
+                }
                 Event::SynthesizeStop(_) => {
                     let Some(mut s) = streaming.take() else {
                         conn.send(Error::new(

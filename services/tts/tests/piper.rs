@@ -21,7 +21,12 @@ fn model_dir(name: &str) -> PathBuf {
 fn joe() -> PiperVoice {
     athena_onnx::init(&athena_onnx::locate(None).unwrap()).unwrap();
     let dir = model_dir("en_US-joe-medium");
-    PiperVoice::load("en_US-joe-medium", &dir.join("en_US-joe-medium.onnx"), &cpu(2)).unwrap()
+    PiperVoice::load(
+        "en_US-joe-medium",
+        &dir.join("en_US-joe-medium.onnx"),
+        &cpu(2),
+    )
+    .unwrap()
 }
 
 fn cpu(threads: usize) -> Device {

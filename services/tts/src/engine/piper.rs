@@ -326,11 +326,17 @@ impl PiperVoice {
         if self.config.num_speakers <= 1 {
             return Vec::new();
         }
-        let mut named: Vec<(&i64, &String)> =
-            self.config.speaker_id_map.iter().map(|(n, id)| (id, n)).collect();
+        let mut named: Vec<(&i64, &String)> = self
+            .config
+            .speaker_id_map
+            .iter()
+            .map(|(n, id)| (id, n))
+            .collect();
         named.sort();
         if named.is_empty() {
-            (0..self.config.num_speakers).map(|i| i.to_string()).collect()
+            (0..self.config.num_speakers)
+                .map(|i| i.to_string())
+                .collect()
         } else {
             named.into_iter().map(|(_, n)| n.clone()).collect()
         }
@@ -457,7 +463,9 @@ impl PiperVoice {
                     let part = Tensor::<f32>::from_array(([1usize, channels, width], part))
                         .map_err(err)?;
                     let outputs = if *decoder_sid {
-                        decoder.run(ort::inputs![latent.as_str() => part, "sid" => sid().map_err(err)?])
+                        decoder.run(
+                            ort::inputs![latent.as_str() => part, "sid" => sid().map_err(err)?],
+                        )
                     } else {
                         decoder.run(ort::inputs![latent.as_str() => part])
                     }

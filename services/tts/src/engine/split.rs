@@ -190,15 +190,16 @@ impl<'a> Graph<'a> {
         for (i, f) in all.iter().enumerate() {
             match f.number {
                 GRAPH_NODE => {
-                    let has_subgraph = fields_numbered(f.body, NODE_ATTRIBUTE)?
-                        .iter()
-                        .try_fold(false, |any, a| {
+                    let has_subgraph = fields_numbered(f.body, NODE_ATTRIBUTE)?.iter().try_fold(
+                        false,
+                        |any, a| {
                             Ok::<_, SplitError>(
                                 any || fields(a)?.iter().any(|g| {
                                     g.number == ATTRIBUTE_GRAPH || g.number == ATTRIBUTE_GRAPHS
                                 }),
                             )
-                        })?;
+                        },
+                    )?;
                     let node = Node {
                         field: i,
                         op: name_of(f.body, NODE_OP_TYPE)?,
@@ -264,7 +265,12 @@ impl<'a> Graph<'a> {
             return Vec::new();
         };
         let mut found = Vec::new();
-        let mut todo: Vec<(&str, usize)> = up.inputs.first().map(|i| (i.as_str(), 0)).into_iter().collect();
+        let mut todo: Vec<(&str, usize)> = up
+            .inputs
+            .first()
+            .map(|i| (i.as_str(), 0))
+            .into_iter()
+            .collect();
         while let Some((name, depth)) = todo.pop() {
             let Some(&n) = self.producer.get(name) else {
                 continue;
@@ -397,12 +403,16 @@ pub fn split(model: &[u8]) -> Result<SplitModel, SplitError> {
                 && !needs.contains(phonemes)
                 && needs.iter().all(|n| n == cut || graph.inputs.contains(n))
         })
-        .ok_or_else(|| SplitError("no vocoder input found (no upsampling after a convolution)".into()))?;
+        .ok_or_else(|| {
+            SplitError("no vocoder input found (no upsampling after a convolution)".into())
+        })?;
     let after = graph.closure(&graph.outputs, &latent);
     let before = graph.closure(std::slice::from_ref(&latent), "");
     let before_needs = graph.needs(&before);
     if let Some(other) = before_needs.iter().find(|n| !graph.inputs.contains(n)) {
-        return fail(format!("the encoder needs {other}, which is not a model input"));
+        return fail(format!(
+            "the encoder needs {other}, which is not a model input"
+        ));
     }
     let inputs_of = |needs: &BTreeSet<String>| -> Result<Vec<Vec<u8>>, SplitError> {
         graph
