@@ -95,8 +95,11 @@ pub fn check(path: &Path) -> Result<(), OnnxError> {
 static LOADED: Mutex<Option<PathBuf>> = Mutex::new(None);
 
 /// Loads ONNX Runtime from `path` (see [`locate`]) unless already loaded
-/// from it. Safe to call from every engine; the first call wins.
-pub fn init(path: &Path) -> Result<(), OnnxError> {
+/// from it, with one thread pool of `threads` threads that every session of
+/// the process shares (sessions with pools of their own would spin against
+/// each other on a small machine). Safe to call from every engine; the
+/// first call wins.
+pub fn init(path: &Path, threads: usize) -> Result<(), OnnxError> {
     let mut loaded = LOADED.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(first) = loaded.as_ref() {
         return if same_file(first, path) {
@@ -109,11 +112,25 @@ pub fn init(path: &Path) -> Result<(), OnnxError> {
         };
     }
     check(path)?;
-    let builder = ort::init_from(path).map_err(|e| OnnxError::Load {
+    let load = |e: ort::Error| OnnxError::Load {
         path: path.to_owned(),
         reason: e.to_string(),
-    })?;
-    builder.with_name("athena").commit();
+    };
+    // `init_from` first: it names the library, and any other ort call
+    // before it loads the default one (or waits forever for it).
+    let builder = ort::init_from(path).map_err(load)?;
+    let pool = ort::environment::GlobalThreadPoolOptions::default()
+        .with_intra_threads(threads.max(1))
+        .and_then(|p| p.with_inter_threads(1))
+        .map_err(load)?;
+    builder
+        .with_name("athena")
+        .with_global_thread_pool(pool)
+        .commit();
+    // Its arena messages are many and say nothing to an operator.
+    if let Ok(env) = ort::environment::Environment::current() {
+        env.set_log_level(ort::logging::LogLevel::Warning);
+    }
     tracing::info!(library = %path.display(), "ONNX Runtime loaded");
     *loaded = Some(path.to_owned());
     Ok(())
@@ -136,11 +153,11 @@ mod tests {
     fn missing_and_wrong_files_are_refused_before_ort_sees_them() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("libonnxruntime.so");
-        let err = init(&missing).unwrap_err();
+        let err = init(&missing, 1).unwrap_err();
         assert!(matches!(err, OnnxError::Missing { .. }), "{err}");
         assert!(err.to_string().contains("libonnxruntime.so"), "{err}");
         std::fs::write(&missing, b"not a library at all").unwrap();
-        let err = init(&missing).unwrap_err();
+        let err = init(&missing, 1).unwrap_err();
         assert!(err.to_string().contains("not a shared library"), "{err}");
         // Nothing was loaded by the failures.
         assert!(LOADED.lock().unwrap().is_none());

@@ -41,7 +41,7 @@ impl Default for LogConfig {
     fn default() -> Self {
         Self {
             // whisper.cpp logs every model load line by line at info.
-            level: "info,whisper_rs=warn".into(),
+            level: "info,whisper_rs=warn,ort=warn".into(),
             format: LogFormat::Human,
         }
     }

@@ -22,7 +22,7 @@ pub struct Config {
     pub default_voice: String,
     /// The ONNX Runtime library; empty for `ORT_DYLIB_PATH`, then the catalog's.
     pub onnxruntime: String,
-    /// CPU threads per synthesis.
+    /// CPU threads for synthesis (one ONNX Runtime pool for the process).
     pub threads: usize,
     /// Try ONNX Runtime's CUDA provider (in builds with the `cuda` feature);
     /// falls back to the CPU.

@@ -73,12 +73,9 @@ fn voice_file(store: &athena_models::Store, setting: &str) -> anyhow::Result<Pat
 pub fn load(config: &Config) -> anyhow::Result<Synthesizer> {
     let library = athena_onnx::locate(config.onnxruntime_path().as_deref())?;
     athena_onnx::check(&library)?;
-    athena_onnx::init(&library)?;
+    athena_onnx::init(&library, config.threads)?;
     let store = athena_models::Store::from_env()?;
-    let device = Device {
-        gpu: config.gpu,
-        threads: config.threads,
-    };
+    let device = Device { gpu: config.gpu };
     let voices = config
         .voices
         .iter()

@@ -19,21 +19,18 @@ fn model_dir(name: &str) -> PathBuf {
 }
 
 fn joe() -> PiperVoice {
-    athena_onnx::init(&athena_onnx::locate(None).unwrap()).unwrap();
+    athena_onnx::init(&athena_onnx::locate(None).unwrap(), 2).unwrap();
     let dir = model_dir("en_US-joe-medium");
     PiperVoice::load(
         "en_US-joe-medium",
         &dir.join("en_US-joe-medium.onnx"),
-        &cpu(2),
+        &cpu(),
     )
     .unwrap()
 }
 
-fn cpu(threads: usize) -> Device {
-    Device {
-        gpu: false,
-        threads,
-    }
+fn cpu() -> Device {
+    Device { gpu: false }
 }
 
 fn transcriber() -> WhisperCpp {
@@ -130,13 +127,13 @@ fn what_it_says_is_heard_back() {
 
 #[test]
 fn broken_voices_are_clear_errors() {
-    athena_onnx::init(&athena_onnx::locate(None).unwrap()).unwrap();
+    athena_onnx::init(&athena_onnx::locate(None).unwrap(), 2).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let src = model_dir("en_US-joe-medium");
     let model = dir.path().join("v.onnx");
     // No configuration next to the model.
     std::fs::write(&model, b"x").unwrap();
-    let err = PiperVoice::load("v", &model, &cpu(1)).unwrap_err();
+    let err = PiperVoice::load("v", &model, &cpu()).unwrap_err();
     assert!(err.to_string().contains("v.onnx.json"), "{err}");
     // A configuration, but the model is cut.
     std::fs::copy(
@@ -146,18 +143,28 @@ fn broken_voices_are_clear_errors() {
     .unwrap();
     let bytes = std::fs::read(src.join("en_US-joe-medium.onnx")).unwrap();
     std::fs::write(&model, &bytes[..bytes.len() / 2]).unwrap();
-    let err = PiperVoice::load("v", &model, &cpu(1)).unwrap_err();
+    let err = PiperVoice::load("v", &model, &cpu()).unwrap_err();
     assert!(
         err.to_string().contains("ONNX Runtime cannot load it"),
         "{err}"
     );
     // A configuration that is not one.
     std::fs::write(dir.path().join("v.onnx.json"), b"{}").unwrap();
-    let err = PiperVoice::load("v", &model, &cpu(1)).unwrap_err();
+    let err = PiperVoice::load("v", &model, &cpu()).unwrap_err();
     assert!(
         err.to_string().contains("not a Piper voice configuration"),
         "{err}"
     );
+    // Speakers the model cannot take.
+    std::fs::copy(src.join("en_US-joe-medium.onnx"), &model).unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(src.join("en_US-joe-medium.onnx.json")).unwrap())
+            .unwrap();
+    config["num_speakers"] = 2.into();
+    config["speaker_id_map"] = serde_json::json!({"alice": 0, "bob": 1});
+    std::fs::write(dir.path().join("v.onnx.json"), config.to_string()).unwrap();
+    let err = PiperVoice::load("v", &model, &cpu()).unwrap_err();
+    assert!(err.to_string().contains("no speaker input"), "{err}");
 }
 
 #[test]
@@ -204,4 +211,27 @@ fn a_sentence_in_pieces_is_the_sentence_whole() {
         })
         .unwrap();
     assert_eq!(calls, 1);
+}
+
+#[test]
+fn without_cuda_the_gpu_setting_falls_back_to_the_cpu() {
+    athena_onnx::init(&athena_onnx::locate(None).unwrap(), 2).unwrap();
+    let dir = model_dir("en_US-joe-medium");
+    // The catalog's ONNX Runtime is the CPU build: the CUDA provider fails
+    // to register, and the voice runs on the CPU and says why.
+    let voice = PiperVoice::load(
+        "en_US-joe-medium",
+        &dir.join("en_US-joe-medium.onnx"),
+        &Device { gpu: true },
+    )
+    .unwrap();
+    assert!(
+        voice.device().starts_with("cpu (CUDA failed"),
+        "{}",
+        voice.device()
+    );
+    let samples = voice
+        .speak("Still speaking.", voice.config().inference, 0)
+        .unwrap();
+    assert!(samples.len() > 22_050 / 2);
 }

@@ -132,13 +132,12 @@ pub struct SpeakOptions {
     pub first_frames: usize,
 }
 
-/// Where a voice runs.
+/// Where a voice runs. CPU threads are the process's shared ONNX Runtime
+/// pool (`athena_onnx::init`).
 #[derive(Debug, Clone, Default)]
 pub struct Device {
     /// Try ONNX Runtime's CUDA provider.
     pub gpu: bool,
-    /// CPU threads per inference.
-    pub threads: usize,
 }
 
 /// The network: whole, or cut in front of the vocoder.
@@ -182,11 +181,12 @@ impl std::fmt::Debug for PiperVoice {
 fn session(model: &[u8], device: &Device) -> Result<(Session, String), String> {
     let build = |gpu: bool| -> Result<Session, String> {
         let text = |e: &dyn std::fmt::Display| e.to_string();
+        // Threads come from the process's shared pool (`athena_onnx::init`).
+        // Sentences have every length: a memory plan cached per input shape
+        // would grow with each new one.
         let mut builder = Session::builder()
             .map_err(|e| text(&e))?
-            .with_intra_threads(device.threads.max(1))
-            .map_err(|e| text(&e))?
-            .with_inter_threads(1)
+            .with_memory_pattern(false)
             .map_err(|e| text(&e))?;
         if gpu {
             builder = builder
@@ -245,6 +245,13 @@ impl PiperVoice {
                     "not a Piper model: no input {needed:?} (has {inputs:?})"
                 )));
             }
+        }
+        if (config.num_speakers > 1) != inputs.contains(&"sid") {
+            return Err(load(format!(
+                "the configuration says {} speaker(s) but the model has {} speaker input",
+                config.num_speakers,
+                if inputs.contains(&"sid") { "a" } else { "no" }
+            )));
         }
         let network = match super::split::split(&bytes) {
             Ok(halves) => {
