@@ -199,6 +199,40 @@ pub async fn run_parts(shutdown: &CancellationToken, parts: Vec<Part<'_>>) -> an
     results.into_iter().collect()
 }
 
+/// Where a service's model (or voices, or index) will be once loaded; its
+/// listeners open before that and answer "loading" until it is there.
+pub type Slot<T> = std::sync::Arc<std::sync::OnceLock<std::sync::Arc<T>>>;
+
+/// The part of a service that loads what it serves on a blocking thread:
+/// readiness check `check` says `loading` until `load` returns, then what
+/// `describe` says of the loaded value, which is put in `slot`. A failed
+/// load fails the service.
+pub fn loader<T, L, D>(
+    ctx: &ServiceContext,
+    check: &'static str,
+    loading: String,
+    slot: Slot<T>,
+    load: L,
+    describe: D,
+) -> Part<'static>
+where
+    T: Send + Sync + 'static,
+    L: FnOnce() -> anyhow::Result<T> + Send + 'static,
+    D: FnOnce(&T) -> String + Send + 'static,
+{
+    let readiness = ctx.readiness.clone();
+    readiness.set(check, false, loading.clone());
+    Box::pin(async move {
+        info!(check, %loading, "loading");
+        let loaded = tokio::task::spawn_blocking(load).await??;
+        let detail = describe(&loaded);
+        info!(check, %detail, "ready");
+        let _ = slot.set(std::sync::Arc::new(loaded));
+        readiness.set(check, true, detail);
+        Ok(())
+    })
+}
+
 /// The command line every single-service binary accepts.
 #[derive(Debug, clap::Parser)]
 #[command(version)]

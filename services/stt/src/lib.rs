@@ -169,25 +169,24 @@ impl Service for Stt {
         Box::pin(async move {
             let config = self.config;
             let slot = self.recognizer;
-            ctx.readiness
-                .set("model", false, format!("loading {}", config.model));
             let loader = {
-                let (config, slot, readiness) =
-                    (config.clone(), slot.clone(), ctx.readiness.clone());
-                async move {
-                    tracing::info!(model = %config.model, cache = ?models_dir(), "loading model");
-                    let loaded = tokio::task::spawn_blocking(move || load(&config)).await??;
-                    let detail = format!(
-                        "{} on {}, {}",
-                        loaded.info().model,
-                        loaded.info().engine,
-                        loaded.device()
-                    );
-                    tracing::info!(%detail, "model ready");
-                    let _ = slot.set(Arc::new(loaded));
-                    readiness.set("model", true, detail);
-                    anyhow::Ok(())
-                }
+                let config = config.clone();
+                tracing::info!(model = %config.model, cache = ?models_dir(), "stt model");
+                service::loader(
+                    &ctx,
+                    "model",
+                    format!("loading {}", config.model),
+                    slot.clone(),
+                    move || load(&config),
+                    |loaded: &Recognizer| {
+                        format!(
+                            "{} on {}, {}",
+                            loaded.info().model,
+                            loaded.info().engine,
+                            loaded.device()
+                        )
+                    },
+                )
             };
             let endpoint = Arc::new(wyoming_api::SttEndpoint::new(
                 slot.clone(),
@@ -205,7 +204,7 @@ impl Service for Stt {
             );
             service::run_parts(
                 &ctx.shutdown,
-                vec![Box::pin(loader), Box::pin(wyoming), Box::pin(http)],
+                vec![loader, Box::pin(wyoming), Box::pin(http)],
             )
             .await
         })

@@ -5,6 +5,7 @@
 //! lengths (as streamed WAV does); `pcm` is 16-bit little-endian mono at
 //! 24 kHz, as OpenAI sends it, unless `sample_rate` says otherwise.
 //!
+//! Other OpenAI fields (`instructions`) are accepted and ignored.
 //! OpenAI's voice names (`alloy`, ...) mean the default voice, so that
 //! tools written for OpenAI work unchanged; `GET /v1/audio/voices` lists
 //! the real ones.
@@ -70,10 +71,6 @@ struct SpeechRequest {
     /// Athena's: a speaker of a multi-speaker voice.
     #[serde(default)]
     speaker: Option<String>,
-    /// OpenAI's `gpt-4o-mini-tts` style instructions: not supported, ignored.
-    #[serde(default)]
-    #[allow(dead_code)]
-    instructions: Option<String>,
     #[serde(default)]
     stream_format: Option<String>,
 }

@@ -22,7 +22,7 @@ use athena_runtime::{http, wyoming_server};
 
 pub use config::Config;
 use engine::{Device, PiperVoice};
-pub use synthesizer::{Defaults, Synthesizer};
+pub use synthesizer::Synthesizer;
 
 /// The service's name in logs, metrics and `/healthz`.
 pub const NAME: &str = "tts";
@@ -35,8 +35,8 @@ pub fn default_config() -> Config {
     Config::default()
 }
 
-/// Where a synthesizer will be once the voices are loaded.
-pub type Slot = Arc<OnceLock<Arc<Synthesizer>>>;
+/// Where the synthesizer will be once the voices are loaded.
+pub type Slot = service::Slot<Synthesizer>;
 
 /// The tts service, ready to run.
 #[derive(Debug)]
@@ -98,11 +98,7 @@ pub fn load(config: &Config) -> anyhow::Result<Synthesizer> {
         "cpu"
     };
     metrics::gauge!("tts_device_info", "device" => device_gauge).set(1.0);
-    Ok(Synthesizer::new(
-        voices,
-        &config.default_voice_name(),
-        Defaults::from_config(config),
-    )?)
+    Ok(Synthesizer::new(voices, config.clone())?)
 }
 
 impl Service for Tts {
@@ -114,26 +110,22 @@ impl Service for Tts {
         Box::pin(async move {
             let config = self.config;
             let slot = self.synthesizer;
-            ctx.readiness.set(
-                "voices",
-                false,
-                format!("loading {}", config.voices.join(", ")),
-            );
             let loader = {
-                let (config, slot, readiness) =
-                    (config.clone(), slot.clone(), ctx.readiness.clone());
-                async move {
-                    let loaded = tokio::task::spawn_blocking(move || load(&config)).await??;
-                    let detail = loaded
-                        .voices()
-                        .map(|v| format!("{} on {}", v.name(), v.device()))
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    tracing::info!(%detail, "voices ready");
-                    let _ = slot.set(Arc::new(loaded));
-                    readiness.set("voices", true, detail);
-                    anyhow::Ok(())
-                }
+                let config = config.clone();
+                service::loader(
+                    &ctx,
+                    "voices",
+                    format!("loading {}", config.voices.join(", ")),
+                    slot.clone(),
+                    move || load(&config),
+                    |loaded: &Synthesizer| {
+                        loaded
+                            .voices()
+                            .map(|v| format!("{} on {}", v.name(), v.device()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    },
+                )
             };
             let endpoint = Arc::new(wyoming_api::TtsEndpoint::new(slot.clone()));
             let wyoming = wyoming_server::serve(&config.wyoming, endpoint, &ctx);
@@ -148,7 +140,7 @@ impl Service for Tts {
             );
             service::run_parts(
                 &ctx.shutdown,
-                vec![Box::pin(loader), Box::pin(wyoming), Box::pin(http)],
+                vec![loader, Box::pin(wyoming), Box::pin(http)],
             )
             .await
         })

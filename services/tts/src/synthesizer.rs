@@ -32,43 +32,6 @@ const SPLIT_PIECE_BYTES: usize = 1024;
 /// for the listener.
 const BUFFERED_SEGMENTS: usize = 8;
 
-/// What the service's config says about speaking, for every request.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Defaults {
-    /// Overrides of the voices' own scales.
-    pub length_scale: Option<f32>,
-    /// See [`Config::noise_scale`].
-    pub noise_scale: Option<f32>,
-    /// See [`Config::noise_w`].
-    pub noise_w: Option<f32>,
-    /// Output rate; 0 for the voice's own.
-    pub sample_rate: u32,
-    /// Seconds of silence after each sentence.
-    pub sentence_silence: f32,
-    /// Frames in the first piece of a sentence (0: whole sentences).
-    pub first_chunk_frames: usize,
-    /// Longest text of one request, in characters.
-    pub max_text_chars: usize,
-    /// Sentences synthesized at once.
-    pub concurrency: usize,
-}
-
-impl Defaults {
-    /// The defaults a config gives.
-    pub fn from_config(config: &Config) -> Self {
-        Self {
-            length_scale: config.length_scale,
-            noise_scale: config.noise_scale,
-            noise_w: config.noise_w,
-            sample_rate: config.sample_rate,
-            sentence_silence: config.sentence_silence,
-            first_chunk_frames: config.first_chunk_frames,
-            max_text_chars: config.max_text_chars,
-            concurrency: config.concurrency,
-        }
-    }
-}
-
 /// A request checked against the voices: everything needed to speak.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -95,17 +58,15 @@ impl Plan {
 pub struct Synthesizer {
     voices: Vec<Arc<PiperVoice>>,
     default_voice: usize,
-    defaults: Defaults,
+    /// What the config says about speaking, for every request.
+    defaults: Config,
     permits: Arc<Semaphore>,
 }
 
 impl Synthesizer {
-    /// A synthesizer over `voices`; `default_voice` names one of them.
-    pub fn new(
-        voices: Vec<PiperVoice>,
-        default_voice: &str,
-        defaults: Defaults,
-    ) -> Result<Self, Error> {
+    /// A synthesizer over `voices`, speaking as `config` says.
+    pub fn new(voices: Vec<PiperVoice>, config: Config) -> Result<Self, Error> {
+        let default_voice = config.default_voice_name();
         let default_voice = voices
             .iter()
             .position(|v| v.name() == default_voice)
@@ -115,8 +76,8 @@ impl Synthesizer {
         Ok(Self {
             voices: voices.into_iter().map(Arc::new).collect(),
             default_voice,
-            permits: Arc::new(Semaphore::new(defaults.concurrency.max(1))),
-            defaults,
+            permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
+            defaults: config,
         })
     }
 
