@@ -181,3 +181,41 @@ async fn requests_are_checked_before_anything_is_spoken() {
     let mut speech = synth.speak(plan, whole("Null\0byte."));
     assert!(speech.next().await.unwrap().is_ok());
 }
+
+#[tokio::test]
+async fn several_voices_at_once() {
+    // The one packaged voice twice: from the catalog, and as a file of the
+    // user's under another name.
+    let dir = tempfile::tempdir().unwrap();
+    let store = athena_models::Store::from_env().unwrap();
+    let joe = store.ensure("en_US-joe-medium").unwrap();
+    for ext in ["onnx", "onnx.json"] {
+        std::fs::copy(
+            joe.join(format!("en_US-joe-medium.{ext}")),
+            dir.path().join(format!("en_US-other-medium.{ext}")),
+        )
+        .unwrap();
+    }
+    let other = dir.path().join("en_US-other-medium.onnx");
+    let config = Config {
+        voices: vec!["en_US-joe-medium".into(), other.display().to_string()],
+        default_voice: "en_US-other-medium".into(),
+        ..Config::default()
+    };
+    athena_runtime::Validate::validate(&config).unwrap();
+    let synth = Arc::new(athena_tts::load(&config).unwrap());
+    let names: Vec<String> = synth.describe().into_iter().map(|v| v.name).collect();
+    assert_eq!(names, ["en_US-joe-medium", "en_US-other-medium"]);
+    assert_eq!(synth.default_voice().name(), "en_US-other-medium");
+    for name in [None, Some("en_US-joe-medium"), Some("en_US-other-medium")] {
+        let plan = synth
+            .plan(&SynthesisConfig {
+                voice: name.map(str::to_owned),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(plan.voice(), name.unwrap_or("en_US-other-medium"));
+        let mut speech = synth.speak(plan, whole("Two voices."));
+        assert!(!speech.next().await.unwrap().unwrap().audio.is_empty());
+    }
+}
