@@ -66,6 +66,17 @@ fn read_wav(path: &Path) -> (u32, Vec<u8>) {
     (rate, bytes[44..].to_vec())
 }
 
+/// The rate and 16-bit PCM of a WAV file the reference client wrote.
+fn read_client_wav(path: &Path) -> (u32, Vec<u8>) {
+    let wav = hound::WavReader::open(path).unwrap();
+    let rate = wav.spec().sample_rate;
+    let pcm = wav
+        .into_samples::<i16>()
+        .flat_map(|s| s.unwrap().to_le_bytes())
+        .collect();
+    (rate, pcm)
+}
+
 fn types(log: &[Value]) -> Vec<String> {
     log.iter()
         .map(|e| match (&e["sent"], &e["received"]) {
@@ -123,15 +134,7 @@ fn home_assistant_style_clients_hear_what_was_asked() {
     assert_eq!(kinds.last().unwrap(), "audio-stop", "{kinds:?}");
     assert_eq!(kinds.iter().filter(|k| *k == "audio-start").count(), 1);
     assert!(log[1]["rate"] == 22_050, "{}", log[1]);
-    let (rate, pcm) = {
-        let wav = hound::WavReader::open(&out).unwrap();
-        let rate = wav.spec().sample_rate;
-        let samples: Vec<u8> = wav
-            .into_samples::<i16>()
-            .flat_map(|s| s.unwrap().to_le_bytes())
-            .collect();
-        (rate, samples)
-    };
+    let (rate, pcm) = read_client_wav(&out);
     let seconds = pcm.len() as f32 / 2.0 / rate as f32;
     assert!((4.0..12.0).contains(&seconds), "{seconds} s");
     let heard = hear(&pcm, rate);
@@ -183,12 +186,7 @@ fn home_assistant_style_clients_hear_what_was_asked() {
     );
     assert_eq!(kinds.last().unwrap(), "synthesize-stopped");
     assert!(!kinds.contains(&"error".to_owned()), "{kinds:?}");
-    let wav = hound::WavReader::open(&out).unwrap();
-    let rate = wav.spec().sample_rate;
-    let pcm: Vec<u8> = wav
-        .into_samples::<i16>()
-        .flat_map(|s| s.unwrap().to_le_bytes())
-        .collect();
+    let (rate, pcm) = read_client_wav(&out);
     let heard = hear(&pcm, rate);
     assert!(wer(&text, &heard) <= 0.15, "{heard}");
 

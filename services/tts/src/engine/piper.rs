@@ -237,38 +237,48 @@ impl PiperVoice {
         let (pad, bos, eos) = (id("_")?, id("^")?, id("$")?);
         let bytes = std::fs::read(model).map_err(|e| load(format!("cannot read it: {e}")))?;
         let ort_error = |e: String| load(format!("ONNX Runtime cannot load it: {e}"));
-        let (whole, device_name) = session(&bytes, device).map_err(ort_error)?;
-        let inputs: Vec<&str> = whole.inputs().iter().map(|i| i.name()).collect();
+        // Cut in front of the vocoder when the structure allows; the whole
+        // model is given to ONNX Runtime only when it does not.
+        let (network, inputs, device_name) = match super::split::split(&bytes) {
+            Ok(halves) => {
+                let (encoder, device_name) = session(&halves.encoder, device).map_err(ort_error)?;
+                let (decoder, _) = session(&halves.decoder, device).map_err(ort_error)?;
+                let mut inputs: Vec<String> = encoder
+                    .inputs()
+                    .iter()
+                    .map(|i| i.name().to_owned())
+                    .collect();
+                inputs.extend(halves.decoder_inputs.iter().cloned());
+                let network = Network::Split {
+                    encoder: Mutex::new(encoder),
+                    decoder: Mutex::new(decoder),
+                    decoder_sid: halves.decoder_inputs.iter().any(|i| i == "sid"),
+                    latent: halves.latent,
+                };
+                (network, inputs, device_name)
+            }
+            Err(e) => {
+                let (whole, device_name) = session(&bytes, device).map_err(ort_error)?;
+                tracing::info!(voice = name, reason = %e, "the voice runs whole (first audio waits for whole sentences)");
+                let inputs = whole.inputs().iter().map(|i| i.name().to_owned()).collect();
+                (Network::Whole(Mutex::new(whole)), inputs, device_name)
+            }
+        };
+        let has = |input: &str| inputs.iter().any(|i| i == input);
         for needed in ["input", "input_lengths", "scales"] {
-            if !inputs.contains(&needed) {
+            if !has(needed) {
                 return Err(load(format!(
                     "not a Piper model: no input {needed:?} (has {inputs:?})"
                 )));
             }
         }
-        if (config.num_speakers > 1) != inputs.contains(&"sid") {
+        if (config.num_speakers > 1) != has("sid") {
             return Err(load(format!(
                 "the configuration says {} speaker(s) but the model has {} speaker input",
                 config.num_speakers,
-                if inputs.contains(&"sid") { "a" } else { "no" }
+                if has("sid") { "a" } else { "no" }
             )));
         }
-        let network = match super::split::split(&bytes) {
-            Ok(halves) => {
-                let (encoder, _) = session(&halves.encoder, device).map_err(ort_error)?;
-                let (decoder, _) = session(&halves.decoder, device).map_err(ort_error)?;
-                Network::Split {
-                    encoder: Mutex::new(encoder),
-                    decoder: Mutex::new(decoder),
-                    decoder_sid: halves.decoder_inputs.iter().any(|i| i == "sid"),
-                    latent: halves.latent,
-                }
-            }
-            Err(e) => {
-                tracing::info!(voice = name, reason = %e, "the voice runs whole (first audio waits for whole sentences)");
-                Network::Whole(Mutex::new(whole))
-            }
-        };
         let mut voice = Self {
             name: name.to_owned(),
             config,
