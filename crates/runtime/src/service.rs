@@ -80,27 +80,28 @@ pub async fn run_until_shutdown(
         r.set("draining", false, "shutting down");
     }
 
+    // A service that fails while the others drain (one of its own parts
+    // failed and cancelled `shutdown`, say) fails the process all the same.
     let grace = config.grace_period();
     let drain = async {
+        let mut first = None;
         while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok((_, Ok(()))) => {}
-                Ok((name, Err(e))) => {
-                    error!(
-                        service = name,
-                        error = format!("{e:#}"),
-                        "service failed while draining"
-                    );
-                }
-                Err(e) => error!(error = %e, "service task panicked while draining"),
+            if let Some(failed) = ended_early(joined, true) {
+                error!(error = format!("{failed:#}"), "while draining");
+                first.get_or_insert(failed);
             }
         }
+        first
     };
-    if tokio::time::timeout(grace, drain).await.is_err() {
-        warn!(?grace, "grace period over; aborting what is left");
-        tasks.abort_all();
-    } else {
-        info!("drained");
+    match tokio::time::timeout(grace, drain).await {
+        Ok(failed) => {
+            info!("drained");
+            failure = failure.or(failed);
+        }
+        Err(_) => {
+            warn!(?grace, "grace period over; aborting what is left");
+            tasks.abort_all();
+        }
     }
     failure.map_or(Ok(()), Err)
 }
@@ -337,6 +338,46 @@ mod tests {
             .unwrap_err();
         assert!(format!("{err:#}").contains("port in use"), "{err:#}");
         assert!(shutdown.is_cancelled());
+        assert!(finished.load(Ordering::SeqCst), "the healthy one drained");
+    }
+
+    /// As a service whose model fails to load: `run_parts` cancels the
+    /// shutdown token for its listeners before the service returns its error.
+    #[derive(Debug)]
+    struct FailsToLoad;
+
+    impl Service for FailsToLoad {
+        fn name(&self) -> &'static str {
+            "loader"
+        }
+
+        fn run(self: Box<Self>, ctx: ServiceContext) -> ServiceFuture {
+            Box::pin(async move {
+                let load: Part<'_> = Box::pin(async { anyhow::bail!("no espeak-ng data") });
+                let listen: Part<'_> = Box::pin(async {
+                    ctx.shutdown.cancelled().await;
+                    Ok(())
+                });
+                run_parts(&ctx.shutdown, vec![load, listen]).await
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_part_that_fails_fails_the_process() {
+        let (healthy, finished) = slow(10, false);
+        let shutdown = CancellationToken::new();
+        let err = run_until_shutdown(
+            vec![Box::new(FailsToLoad), healthy],
+            grace(5),
+            shutdown.clone(),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("loader failed: no espeak-ng data"),
+            "{err:#}"
+        );
         assert!(finished.load(Ordering::SeqCst), "the healthy one drained");
     }
 }

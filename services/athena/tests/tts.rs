@@ -385,3 +385,128 @@ fn openai_and_grpc_clients() {
         assert_eq!(err.kind, athena_api::ErrorKind::NotFound, "{err}");
     });
 }
+
+#[test]
+fn wyoming_clients_choose_a_speaker_of_a_multi_speaker_voice() {
+    // No multi-speaker Piper voice is packaged here: joe made into one
+    // (`plain` is joe; `slow_quiet` speaks at 1.5 × the length and half the
+    // amplitude), next to joe himself, loaded by path.
+    let dir = tempfile::tempdir().unwrap();
+    let joe = athena_models::Store::from_env()
+        .unwrap()
+        .ensure("en_US-joe-medium")
+        .unwrap()
+        .join("en_US-joe-medium.onnx");
+    let built = std::process::Command::new(common::python())
+        .arg(common::repo_root().join("tests/models/two_speaker_voice.py"))
+        .args(["--name", "en_US-joe2-medium", "--voice"])
+        .arg(&joe)
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{built:?}");
+    let two = dir.path().join("en_US-joe2-medium.onnx");
+    let voices = format!(r#"["en_US-joe-medium", "{}"]"#, two.display());
+    // Without noise, durations are the model's own: lengths compare exactly.
+    let tts = Service::start(
+        "tts",
+        &[
+            ("ATHENA__TTS__VOICES", &voices),
+            ("ATHENA__TTS__NOISE_SCALE", "0"),
+            ("ATHENA__TTS__NOISE_W", "0"),
+        ],
+    );
+
+    // `describe` lists both voices, and the speakers of the second.
+    let info = run_json("describe.py", &["--uri", &tts.uri()]);
+    let listed = &info["info"]["tts"][0]["voices"];
+    assert_eq!(listed[0]["name"], "en_US-joe-medium");
+    assert!(listed[0]["speakers"].is_null(), "{listed}");
+    assert_eq!(listed[1]["name"], "en_US-joe2-medium");
+    let speakers: Vec<&str> = listed[1]["speakers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(speakers, ["plain", "slow_quiet"]);
+
+    let text = THREE[2];
+    let speak = |speaker: &str| {
+        let out = dir.path().join(format!("{speaker}.wav"));
+        let log = wyoming_client(
+            &tts,
+            &[
+                "--text",
+                text,
+                "--voice",
+                "en_US-joe2-medium",
+                "--speaker",
+                speaker,
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(types(&log).last().unwrap(), "audio-stop", "{log:?}");
+        let (rate, pcm) = read_client_wav(&out);
+        assert_eq!(rate, 22_050);
+        let peak = pcm
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]).unsigned_abs())
+            .max()
+            .unwrap();
+        (pcm, peak)
+    };
+    // Phoneme durations are rounded up to whole frames, so 1.5 × the length
+    // scale makes a sentence 1.2–1.6 × as long.
+    let (plain, plain_peak) = speak("plain");
+    let (slow, slow_peak) = speak("slow_quiet");
+    let ratio = slow.len() as f32 / plain.len() as f32;
+    assert!(ratio > 1.2 && ratio < 1.7, "length ratio {ratio}");
+    let loudness = f32::from(slow_peak) / f32::from(plain_peak);
+    assert!(loudness > 0.3 && loudness < 0.7, "peak ratio {loudness}");
+    for pcm in [&plain, &slow] {
+        let heard = hear(pcm, 22_050);
+        assert!(wer(text, &heard) <= 0.15, "{heard}");
+    }
+    // A speaker the voice does not have is an error, not joe.
+    let log = wyoming_client(
+        &tts,
+        &[
+            "--text",
+            text,
+            "--voice",
+            "en_US-joe2-medium",
+            "--speaker",
+            "loud",
+        ],
+    );
+    assert_eq!(types(&log).last().unwrap(), "error", "{log:?}");
+}
+
+#[test]
+fn a_wrong_espeak_data_folder_stops_the_service_at_start() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_athena"))
+        .args(["serve", "tts"])
+        .env(
+            "ATHENA__TTS__HTTP",
+            format!("127.0.0.1:{}", common::free_port()),
+        )
+        .env(
+            "ATHENA__TTS__WYOMING__URI",
+            format!("tcp://127.0.0.1:{}", common::free_port()),
+        )
+        .env("PIPER_ESPEAKNG_DATA_DIRECTORY", empty.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("PIPER_ESPEAKNG_DATA_DIRECTORY")
+            && stderr.contains("has no phontab")
+            && stderr.contains(&empty.path().display().to_string()),
+        "{stderr}"
+    );
+}

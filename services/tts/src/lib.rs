@@ -74,6 +74,7 @@ pub fn load(config: &Config) -> anyhow::Result<Synthesizer> {
     let library = athena_onnx::locate(config.onnxruntime_path().as_deref())?;
     athena_onnx::check(&library)?;
     athena_onnx::init(&library, config.threads)?;
+    engine::phonemize::check_data_dir()?;
     let store = athena_models::Store::from_env()?;
     let device = Device { gpu: config.gpu };
     let voices = config

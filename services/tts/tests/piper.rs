@@ -242,3 +242,97 @@ fn without_cuda_the_gpu_setting_falls_back_to_the_cpu() {
         .unwrap();
     assert!(samples.len() > 22_050 / 2);
 }
+
+/// joe made into a two-speaker voice (`tests/models/two_speaker_voice.py`):
+/// `plain` (0) is joe, `slow_quiet` (1) speaks at 1.5 × the length scale and
+/// half the amplitude; the speaker id reaches both the encoder and the
+/// vocoder, as in a real multi-speaker voice.
+fn two_speaker_joe(dir: &std::path::Path) -> PiperVoice {
+    athena_onnx::init(&athena_onnx::locate(None).unwrap(), 2).unwrap();
+    let python = std::env::var_os("ATHENA_PYTHON")
+        .expect("ATHENA_PYTHON is not set: run scripts/test.sh (it needs the test venv's onnx)");
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/models/two_speaker_voice.py");
+    let joe = model_dir("en_US-joe-medium").join("en_US-joe-medium.onnx");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .args(["--name", "joe2", "--voice"])
+        .arg(joe)
+        .arg("--out")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PiperVoice::load("joe2", &dir.join("joe2.onnx"), &cpu()).unwrap()
+}
+
+#[test]
+fn multi_speaker_voices_honour_the_speaker() {
+    let dir = tempfile::tempdir().unwrap();
+    let voice = two_speaker_joe(dir.path());
+    let joe = joe();
+    assert!(voice.streams(), "a multi-speaker model is cut too");
+    assert_eq!(voice.speakers(), ["plain", "slow_quiet"]);
+    assert_eq!(voice.speaker_id(None).unwrap(), 0);
+    assert_eq!(voice.speaker_id(Some("slow_quiet")).unwrap(), 1);
+    assert_eq!(voice.speaker_id(Some("1")).unwrap(), 1);
+    assert!(matches!(
+        voice.speaker_id(Some("2")),
+        Err(VoiceError::UnknownSpeaker { .. })
+    ));
+    assert!(matches!(
+        voice.speaker_id(Some("loud")),
+        Err(VoiceError::UnknownSpeaker { .. })
+    ));
+
+    let still = Scales {
+        noise_scale: 0.0,
+        length_scale: 1.0,
+        noise_w: 0.0,
+    };
+    let sentence = "The guest wifi password is on the fridge.";
+    let peak = |s: &[f32]| s.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    // Speaker 0 is joe, sample for sample.
+    let plain = voice.speak(sentence, still, 0).unwrap();
+    let original = joe.speak(sentence, still, 0).unwrap();
+    assert_eq!(plain.len(), original.len());
+    let worst = plain
+        .iter()
+        .zip(&original)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-4, "speaker 0 differs from joe by {worst}");
+    // Speaker 1: slower (the encoder saw the id) and quieter (so did the
+    // vocoder).
+    let slow = voice.speak(sentence, still, 1).unwrap();
+    let ratio = slow.len() as f32 / plain.len() as f32;
+    assert!(ratio > 1.2 && ratio < 1.7, "length ratio {ratio}");
+    let loudness = peak(&slow) / peak(&plain);
+    assert!(loudness > 0.3 && loudness < 0.7, "peak ratio {loudness}");
+
+    // In pieces, the vocoder gets the speaker with every window.
+    let mut pieces = Vec::new();
+    let options = SpeakOptions {
+        scales: still,
+        speaker: 1,
+        first_frames: 8,
+    };
+    voice
+        .speak_in_pieces(sentence, &options, &mut |piece| {
+            pieces.push(piece);
+            true
+        })
+        .unwrap();
+    let joined = pieces.concat();
+    assert_eq!(joined.len(), slow.len());
+    let worst = joined
+        .iter()
+        .zip(&slow)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-4, "pieces differ from the whole by {worst}");
+}

@@ -14,6 +14,29 @@ static ESPEAK: Mutex<()> = Mutex::new(());
 /// `espeak-ng-data`), read by espeak-rs at its first call.
 pub const DATA_DIR_VARIABLE: &str = "PIPER_ESPEAKNG_DATA_DIRECTORY";
 
+/// The files espeak-ng cannot start without.
+const DATA_FILES: [&str; 4] = ["phontab", "phonindex", "phondata", "intonations"];
+
+/// Checks the espeak-ng data folder named by [`DATA_DIR_VARIABLE`], if set:
+/// espeak-rs would pass over a wrong one silently and look elsewhere.
+pub fn check_data_dir() -> Result<(), PhonemizeError> {
+    let Some(dir) = std::env::var_os(DATA_DIR_VARIABLE) else {
+        return Ok(());
+    };
+    let data = std::path::Path::new(&dir).join("espeak-ng-data");
+    match DATA_FILES.iter().find(|f| !data.join(f).is_file()) {
+        None => Ok(()),
+        Some(missing) => Err(PhonemizeError(format!(
+            "{DATA_DIR_VARIABLE} is {}, but {} has no {missing}: set it to the folder \
+             that contains espeak-ng-data (Debian package espeak-ng-data: \
+             /usr/lib/{}-linux-gnu)",
+            data.parent().unwrap_or(&data).display(),
+            data.display(),
+            std::env::consts::ARCH,
+        ))),
+    }
+}
+
 /// Why phonemes could not be made.
 #[derive(Debug, thiserror::Error)]
 #[error("espeak-ng: {0}")]
