@@ -6,6 +6,8 @@
 //! `/healthz`, `/readyz` and `/metrics`, graceful drain. Until the inference
 //! engine is built in, the `model` readiness check fails and says why.
 
+pub mod engine;
+
 use athena_runtime::http::{HttpConfig, HttpService};
 
 /// Which of the two deployments this process is.

@@ -1,0 +1,5 @@
+//! Inference on GGUF models: the file, its tokenizer and chat template, the
+//! transformer, sampling, and the scheduler that shares one model between
+//! requests.
+
+pub mod tokenizer;

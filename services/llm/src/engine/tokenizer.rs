@@ -1,0 +1,1 @@
+//! The tokenizer of a GGUF model, built from its metadata.
