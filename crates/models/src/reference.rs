@@ -26,6 +26,18 @@ impl ModelRef {
             Self::Catalog(s.to_owned())
         }
     }
+
+    /// What to call it: the catalog name, or the file name without its
+    /// extension (`.onnx`, `.gguf`, ...).
+    pub fn name(&self) -> String {
+        match self {
+            Self::Catalog(name) => name.clone(),
+            Self::Path(path) => path
+                .file_stem()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -43,6 +55,8 @@ mod tests {
             ModelRef::Path("/m/ggml.bin".into())
         );
         assert_eq!(ModelRef::parse("./tiny"), ModelRef::Path("./tiny".into()));
+        assert_eq!(ModelRef::parse("/m/joe.onnx").name(), "joe");
+        assert_eq!(ModelRef::parse("smollm2").name(), "smollm2");
         assert_eq!(
             ModelRef::parse("models/tiny"),
             ModelRef::Path("models/tiny".into())

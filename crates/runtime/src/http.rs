@@ -207,6 +207,23 @@ impl ApiError {
     }
 }
 
+/// A JSON request body, or the error that says what is wrong with it: too
+/// large (413, from the route's `DefaultBodyLimit`), unreadable, or not the
+/// JSON the route expects (400 `invalid_json`).
+pub fn json_body<T: serde::de::DeserializeOwned>(
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<T, ApiError> {
+    let body = body.map_err(|e| {
+        ApiError::new(
+            e.status(),
+            "invalid_body",
+            format!("cannot read the request body: {}", e.body_text()),
+        )
+    })?;
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid request body: {e}")))
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({}): {}", self.status, self.code, self.message)

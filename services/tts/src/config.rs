@@ -90,13 +90,7 @@ impl Config {
 /// The name a voice setting gives the voice: the catalog name, or the file
 /// name without `.onnx`.
 pub fn voice_name(setting: &str) -> String {
-    match ModelRef::parse(setting) {
-        ModelRef::Catalog(name) => name,
-        ModelRef::Path(path) => path
-            .file_name()
-            .map(|n| n.to_string_lossy().trim_end_matches(".onnx").to_owned())
-            .unwrap_or_default(),
-    }
+    ModelRef::parse(setting).name()
 }
 
 /// Checks the speaking scales a config or a request gives.

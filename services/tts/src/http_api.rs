@@ -100,15 +100,7 @@ async fn speech(
     State(api): State<Api>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|e| {
-        ApiError::new(
-            e.status(),
-            "invalid_body",
-            format!("cannot read the request body: {}", e.body_text()),
-        )
-    })?;
-    let request: SpeechRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid request body: {e}")))?;
+    let request: SpeechRequest = athena_runtime::http::json_body(body)?;
     let synthesizer = loaded(&api.synthesizer)?;
     let voice_names: Vec<&str> = synthesizer.voices().map(|v| v.name()).collect();
     let named = |name: &Option<String>| {

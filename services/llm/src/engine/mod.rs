@@ -2,4 +2,8 @@
 //! transformer, sampling, and the scheduler that shares one model between
 //! requests.
 
+pub mod chat;
+pub mod model;
+pub mod sampler;
+pub mod scheduler;
 pub mod tokenizer;
