@@ -28,7 +28,8 @@ step "fuzz the Wyoming decoder for ${ATHENA_FUZZ_SECONDS:-60} s"
 
 step "models the tests use (checked against their pinned sha256)"
 cargo build --locked -p athena
-"$CARGO_TARGET_DIR/debug/athena" models pull whisper-tiny.en sample-jfk en_US-joe-medium onnxruntime
+"$CARGO_TARGET_DIR/debug/athena" models pull whisper-tiny.en sample-jfk en_US-joe-medium onnxruntime \
+    smollm2-135m-instruct gemma-3-270m qwen2.5-coder-0.5b-instruct
 
 step "cargo test"
 cargo test --workspace --locked

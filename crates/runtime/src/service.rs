@@ -222,10 +222,15 @@ where
     D: FnOnce(&T) -> String + Send + 'static,
 {
     let readiness = ctx.readiness.clone();
+    let shutdown = ctx.shutdown.clone();
     readiness.set(check, false, loading.clone());
     Box::pin(async move {
         info!(check, %loading, "loading");
-        let loaded = tokio::task::spawn_blocking(load).await??;
+        // A shutdown does not wait for a model to finish loading.
+        let loaded = tokio::select! {
+            loaded = tokio::task::spawn_blocking(load) => loaded??,
+            () = shutdown.cancelled() => return Ok(()),
+        };
         let detail = describe(&loaded);
         info!(check, %detail, "ready");
         let _ = slot.set(std::sync::Arc::new(loaded));

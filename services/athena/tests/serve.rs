@@ -136,11 +136,23 @@ fn serve_answers_the_reference_client_and_drains_on_sigterm() {
     }
     let (status, body) = http_get(server.http[0], "/readyz").unwrap();
     assert_eq!(status, 200, "orchestrator ready: {body}");
-    let (status, body) = http_get(server.http[3], "/readyz").unwrap();
-    assert_eq!(
-        status, 503,
-        "router-small-llm must not claim readiness without an engine: {body}"
-    );
+    // The small router loads its model (from the catalog) and says so.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (status, body) = http_get(server.http[3], "/readyz").unwrap();
+        if status == 200 {
+            assert!(body.contains("SmolLM2"), "{body}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "router-small-llm never ready: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (status, body) = http_get(server.http[3], "/v1/models").unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("smollm2-135m-instruct"), "{body}");
 
     let Output {
         status,

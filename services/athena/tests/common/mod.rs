@@ -67,21 +67,32 @@ impl Service {
     /// Starts `athena serve <name>` (config section `name`) and waits
     /// until it is ready.
     pub fn start(name: &str, extra_env: &[(&str, &str)]) -> Self {
+        Self::start_with(name, true, extra_env)
+    }
+
+    /// Starts a service that has no Wyoming listener (HTTP only).
+    pub fn start_http(name: &str, extra_env: &[(&str, &str)]) -> Self {
+        Self::start_with(name, false, extra_env)
+    }
+
+    fn start_with(name: &str, has_wyoming: bool, extra_env: &[(&str, &str)]) -> Self {
         let turn = ONE_AT_A_TIME
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (http, wyoming) = (free_port(), free_port());
-        let section = name.to_uppercase();
-        let child = Command::new(env!("CARGO_BIN_EXE_athena"))
-            .args(["serve", name])
-            .env(
-                format!("ATHENA__{section}__HTTP"),
-                format!("127.0.0.1:{http}"),
-            )
-            .env(
+        let section = name.to_uppercase().replace('-', "_");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_athena"));
+        command.args(["serve", name]).env(
+            format!("ATHENA__{section}__HTTP"),
+            format!("127.0.0.1:{http}"),
+        );
+        if has_wyoming {
+            command.env(
                 format!("ATHENA__{section}__WYOMING__URI"),
                 format!("tcp://127.0.0.1:{wyoming}"),
-            )
+            );
+        }
+        let child = command
             .envs(extra_env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -366,8 +366,7 @@ impl Worker {
 
     fn step(&mut self, seq: &mut Sequence) -> Step {
         if seq.events.is_closed() {
-            metrics::counter!("llm_requests_cancelled_total").increment(1);
-            return Step::Finished;
+            return cancelled();
         }
         if Instant::now() > seq.job.deadline {
             let _ = seq.events.send(Event::Failed(EngineError::Timeout));
@@ -418,7 +417,7 @@ impl Worker {
         seq.generated.push(token);
         let (text, stopped) = seq.text.push(&self.tokenizer.token_bytes(token));
         if !text.is_empty() && seq.events.send(Event::Text(text)).is_err() {
-            return Step::Finished;
+            return cancelled();
         }
         if stopped {
             return finish(seq, FinishReason::Stop);
@@ -429,6 +428,12 @@ impl Worker {
         }
         Step::Continue
     }
+}
+
+/// The listener has gone: the sequence is dropped and its place freed.
+fn cancelled() -> Step {
+    metrics::counter!("llm_requests_cancelled_total").increment(1);
+    Step::Finished
 }
 
 fn fail(seq: &Sequence, e: &ModelError) -> Step {
