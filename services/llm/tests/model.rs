@@ -49,7 +49,8 @@ fn reference_greedy(name: &str, prompt: &[u32], n: usize) -> Vec<u32> {
         .to_string()
         .unwrap()
         .clone();
-    let mut forward: Box<dyn FnMut(&[u32], usize) -> Vec<f32>> = match arch.as_str() {
+    type Forward = Box<dyn FnMut(&[u32], usize) -> Vec<f32>>;
+    let mut forward: Forward = match arch.as_str() {
         "llama" => {
             let mut m =
                 quantized_llama::ModelWeights::from_gguf(content, &mut file, &Device::Cpu).unwrap();

@@ -38,7 +38,9 @@
 //! first, every occurrence of each in the text still unclaimed becomes that
 //! token, and the fragments between them are tokenized normally. With
 //! `parse_special = false` only user-defined tokens are matched, so a chat
-//! template typed by a user cannot smuggle control tokens in.
+//! template typed by a user cannot smuggle control tokens in. For Phi-3
+//! (and a few BERT-like models) llama.cpp also drops the whitespace after
+//! (or before) some special tokens; so does this tokenizer.
 //!
 //! Like llama.cpp, the tokenizer also finds tokens by their text where the
 //! metadata does not name them: end-of-turn tokens such as `<|im_end|>`,
@@ -48,14 +50,18 @@
 //!
 //! # Differences from llama.cpp
 //!
-//! * Pre-tokenizers with hand-written splitters in llama.cpp (Kimi K2,
-//!   AFMoE, Tiny Aya, SuperBPE, Gemma 4 …) and the tokenizer models other
-//!   than `gpt2` and `llama` (BERT, T5, RWKV, …) are refused with an error.
-//! * Unicode categories (`\p{L}`, `\p{N}`) come from the `regex` crate's
-//!   tables rather than llama.cpp's; they differ only for characters
+//! * Only the tokenizer models `gpt2` and `llama` are supported (not BERT,
+//!   T5, RWKV, Gemma 4's `gemma4`, …), and of the BPE pre-tokenizers those
+//!   llama.cpp defines by regular expressions alone (not Kimi K2, AFMoE,
+//!   Tiny Aya, SuperBPE, DeepSeek LLM, …; see `PRE_TOKENIZERS`). Anything
+//!   else is refused with an error naming what is supported. `gpt2` is
+//!   accepted as a pre-tokenizer name for GPT-2's (llama.cpp knows `gpt-2`).
+//! * Unicode categories (`\p{L}`, `\p{N}`, …) come from the `regex` crate's
+//!   tables rather than llama.cpp's own; they can differ only for characters
 //!   assigned in the newest Unicode versions.
-//! * The per-model left/right whitespace stripping around special tokens
-//!   that llama.cpp applies to Phi-3 and a few BERT-like models is not done.
+//! * A byte-level BPE token with a character outside GPT-2's byte mapping
+//!   (a few in Command R's vocabulary) prints as that character, where
+//!   llama.cpp prints `[UNK_BYTE_0x…]`.
 //! * Where several vocabulary tokens could be a fill-in-the-middle token of
 //!   the same kind, the first in llama.cpp's list of names is taken (llama.cpp
 //!   takes whichever its hash map yields first).
@@ -505,10 +511,10 @@ impl SpecialTokens {
             let mut node = self.root[usize::from(first)] as usize;
             let mut pos = start + 1;
             while node != 0 {
-                if let Some(rank) = self.nodes[node].rank {
-                    if eligible(self.order[rank as usize]) {
-                        ranks.push(rank);
-                    }
+                if let Some(rank) = self.nodes[node].rank
+                    && eligible(self.order[rank as usize])
+                {
+                    ranks.push(rank);
                 }
                 let Some(&byte) = bytes.get(pos) else { break };
                 let children = &self.nodes[node].children;
@@ -558,7 +564,7 @@ struct Bpe {
     /// ids gives exactly what merging by texts (as llama.cpp) does.
     merges: HashMap<(u32, u32), (u32, u32)>,
     /// The symbol id of each byte's GPT-2 character.
-    byte_symbols: [u32; 256],
+    byte_symbols: Box<[u32; 256]>,
 }
 
 /// SentencePiece-style BPE.
@@ -566,7 +572,7 @@ struct Spm {
     /// Each token's score.
     scores: Vec<f32>,
     /// The `<0xAB>` token of each byte (or the byte itself as a token).
-    byte_tokens: [Option<u32>; 256],
+    byte_tokens: Box<[Option<u32>; 256]>,
 }
 
 /// A tokenizer built from a GGUF file's metadata, matching llama.cpp's.
@@ -619,50 +625,33 @@ impl Tokenizer {
     pub fn from_gguf(content: &Content) -> Result<Self, TokenizerError> {
         let md = &content.metadata;
         let model_name = get_str(md, KEY_MODEL)?.ok_or(TokenizerError::MissingKey(KEY_MODEL))?;
-        let is_bpe = match model_name {
-            "gpt2" => true,
-            "llama" => false,
+        // The pre-tokenizer for BPE; `None` for SentencePiece.
+        let family = match model_name {
+            "gpt2" => {
+                let pre = get_str(md, KEY_PRE)?.filter(|p| !p.is_empty());
+                let name = pre.unwrap_or_else(|| {
+                    tracing::warn!("the GGUF metadata has no {KEY_PRE}; using `default`");
+                    "default"
+                });
+                let family = pre_tokenizer_family(name).ok_or_else(|| {
+                    TokenizerError::UnsupportedPreTokenizer {
+                        name: name.to_owned(),
+                        supported: supported_pre_tokenizers(),
+                    }
+                })?;
+                Some((name, family))
+            }
+            "llama" => None,
             other => return Err(TokenizerError::UnsupportedModel(other.to_owned())),
         };
-        let family = if is_bpe {
-            let pre = get_str(md, KEY_PRE)?.filter(|p| !p.is_empty());
-            let name = pre.unwrap_or_else(|| {
-                tracing::warn!("the GGUF metadata has no {KEY_PRE}; using `default`");
-                "default"
-            });
-            let family = pre_tokenizer_family(name).ok_or_else(|| {
-                TokenizerError::UnsupportedPreTokenizer {
-                    name: name.to_owned(),
-                    supported: supported_pre_tokenizers(),
-                }
-            })?;
-            Some((name, family))
-        } else {
-            None
-        };
+        let is_bpe = family.is_some();
 
-        // The vocabulary.
-        let tokens = get_array(md, KEY_TOKENS)?.ok_or(TokenizerError::MissingKey(KEY_TOKENS))?;
-        if tokens.is_empty() {
-            return Err(TokenizerError::EmptyVocabulary);
-        }
-        let n = tokens.len();
-        let mut pieces = Vec::with_capacity(n);
-        for (i, token) in tokens.iter().enumerate() {
-            let Value::String(text) = token else {
-                return Err(wrong_type(KEY_TOKENS, "an array of strings"));
-            };
-            pieces.push(if text.is_empty() {
-                format!("[EMPTY_{i}]")
-            } else {
-                text.clone()
-            });
-        }
+        let pieces = read_pieces(md)?;
+        let n = pieces.len();
         let mut vocab = HashMap::with_capacity(n);
         for (i, piece) in pieces.iter().enumerate() {
             vocab.insert(piece.clone(), i as u32);
         }
-
         let mut attrs = match get_array(md, KEY_TOKEN_TYPE)? {
             None => vec![ATTR_NORMAL; n],
             Some(types) => {
@@ -676,194 +665,28 @@ impl Tokenizer {
         };
 
         // Special ids: the model type's defaults, then the metadata's.
-        let valid = |id: u32| (id as usize) < n;
         let (default_bos, default_eos, default_unk) = if is_bpe {
             let no_bos = family.is_some_and(|(_, f)| f.no_bos);
             ((!no_bos).then_some(11), Some(11), None)
         } else {
             (Some(1), Some(2), Some(0))
         };
-        let special_id =
-            |key: &'static str, default: Option<u32>| -> Result<Option<u32>, TokenizerError> {
-                let default = default.filter(|&id| valid(id));
-                Ok(match get_u32(md, key)? {
-                    Some(id) if valid(id) => Some(id),
-                    Some(id) => {
-                        tracing::warn!("{key} = {id} is outside the vocabulary; ignoring it");
-                        default
-                    }
-                    None => default,
-                })
-            };
-        let bos = special_id(KEY_BOS, default_bos)?;
-        let eos = special_id(KEY_EOS, default_eos)?;
-        let unk = special_id(KEY_UNK, default_unk)?;
-        let first_of = |keys: &[&'static str]| -> Result<Option<u32>, TokenizerError> {
-            for key in keys {
-                if let Some(id) = special_id(key, None)? {
-                    return Ok(Some(id));
-                }
-            }
-            Ok(None)
-        };
-        let mut eot = first_of(&[KEY_EOT])?;
-        let mut eom = first_of(&[KEY_EOM])?;
-        let mut fim = [
-            first_of(&KEY_FIM_PRE)?,
-            first_of(&KEY_FIM_SUF)?,
-            first_of(&KEY_FIM_MID)?,
-            first_of(&KEY_FIM_PAD)?,
-            first_of(&KEY_FIM_REP)?,
-            first_of(&KEY_FIM_SEP)?,
-        ];
-
+        let bos = special_id(md, KEY_BOS, default_bos, n)?;
+        let eos = special_id(md, KEY_EOS, default_eos, n)?;
+        let unk = special_id(md, KEY_UNK, default_unk, n)?;
         let add_bos =
             get_bool(md, KEY_ADD_BOS)?.unwrap_or(!is_bpe || family.is_some_and(|(_, f)| f.add_bos));
         let add_eos = get_bool(md, KEY_ADD_EOS)?.unwrap_or(false);
         let add_space_prefix = get_bool(md, KEY_ADD_SPACE_PREFIX)?.unwrap_or(!is_bpe);
 
-        // Tokens found by their text, as llama.cpp does for files whose
-        // metadata does not name them; these count as control tokens.
-        let find = |names: &[&str]| names.iter().find_map(|name| vocab.get(*name).copied());
-        let mark_control = |id: Option<u32>, attrs: &mut [u8]| {
-            if let Some(id) = id {
-                attrs[id as usize] |= ATTR_CONTROL;
-            }
-        };
-        if eot.is_none() {
-            eot = find(EOT_NAMES);
-            mark_control(eot, &mut attrs);
-        }
-        if eom.is_none() {
-            eom = find(&["<|eom_id|>"]);
-            mark_control(eom, &mut attrs);
-        }
-        for (slot, names) in fim.iter_mut().zip(FIM_NAMES) {
-            if slot.is_none() {
-                *slot = find(names);
-                mark_control(*slot, &mut attrs);
-            }
-        }
-        for (attr, piece) in attrs.iter_mut().zip(&pieces) {
-            if *attr & ATTR_CONTROL != 0 && piece.contains("unused") {
-                *attr |= ATTR_UNUSED;
-            }
-        }
-        // [fim_pad, fim_rep, fim_sep] end a generation.
-        let mut eog: HashSet<u32> = fim[3..].iter().flatten().copied().collect();
-        for name in EOG_NAMES {
-            if let Some(&id) = vocab.get(*name) {
-                eog.insert(id);
-                attrs[id as usize] |= ATTR_CONTROL;
-            }
-        }
-        // gpt-oss: these are always rendered.
-        for name in ["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"] {
-            if let Some(&id) = vocab.get(name) {
-                attrs[id as usize] = ATTR_USER_DEFINED;
-            }
-        }
-        eog.extend([eos, eot, eom].into_iter().flatten());
-        let eog_has =
-            |eog: &HashSet<u32>, name: &str| vocab.get(name).is_some_and(|id| eog.contains(id));
-        // gpt-oss and Solar Open: `<|end|>` ends a message, not the generation.
-        if (eog_has(&eog, "<|return|>") && eog_has(&eog, "<|call|>"))
-            || (eog_has(&eog, "<|calls|>") && eog_has(&eog, "<|flush|>"))
-        {
-            if let Some(&id) = vocab.get("<|end|>").filter(|id| eog.contains(id)) {
-                eog.remove(&id);
-                attrs[id as usize] = ATTR_USER_DEFINED;
-            }
-        }
-        // Gemma 4 and PLaMo have a normal `</s>`.
-        if eog_has(&eog, "<|tool_response>") || eog_has(&eog, "<|plamo:eos|>") {
-            if let Some(&id) = vocab.get("</s>").filter(|id| eog.contains(id)) {
-                eog.remove(&id);
-                attrs[id as usize] = ATTR_NORMAL;
-            }
-        }
+        let end_of_generation = end_of_generation(md, &pieces, &vocab, &mut attrs, eos)?;
         let eos = eos.ok_or(TokenizerError::NoEos)?;
+        set_strip_attributes(md, &vocab, &mut attrs)?;
 
         let model = match family {
-            Some((name, family)) => {
-                let merges_list =
-                    get_array(md, KEY_MERGES)?.ok_or(TokenizerError::MissingKey(KEY_MERGES))?;
-                let mut merges = HashMap::with_capacity(merges_list.len());
-                let mut not_tokens: HashMap<String, u32> = HashMap::new();
-                let mut symbol_id = |text: &str| match vocab.get(text) {
-                    Some(&id) => id,
-                    None => {
-                        let next = (n + not_tokens.len()) as u32;
-                        *not_tokens.entry(text.to_owned()).or_insert(next)
-                    }
-                };
-                let table = byte_chars();
-                let byte_symbols = table.to_char.map(|c| symbol_id(c.encode_utf8(&mut [0; 4])));
-                for (rank, merge) in merges_list.iter().enumerate() {
-                    let Value::String(merge) = merge else {
-                        return Err(wrong_type(KEY_MERGES, "an array of strings"));
-                    };
-                    // "left right", split at the first space after the first byte.
-                    let Some(space) = merge.bytes().skip(1).position(|b| b == b' ') else {
-                        continue;
-                    };
-                    let (left, right) = (&merge[..=space], &merge[space + 2..]);
-                    let key = (symbol_id(left), symbol_id(right));
-                    let merged = symbol_id(&format!("{left}{right}"));
-                    // The first of duplicated merges wins, as in llama.cpp.
-                    merges.entry(key).or_insert((rank as u32, merged));
-                }
-                let regexes = family
-                    .patterns
-                    .iter()
-                    .map(|&pattern| {
-                        Regex::new(pattern).map_err(|e| TokenizerError::Regex {
-                            pattern,
-                            source: Box::new(e),
-                        })
-                    })
-                    .collect::<Result<_, _>>()?;
-                Model::Bpe(Bpe {
-                    pre: name.to_owned(),
-                    regexes,
-                    ignore_merges: family.ignore_merges,
-                    merges,
-                    byte_symbols,
-                })
-            }
-            None => {
-                let scores = match get_array(md, KEY_SCORES)? {
-                    None => vec![0.0; n],
-                    Some(scores) => {
-                        check_len(KEY_SCORES, scores.len(), n)?;
-                        scores[..n]
-                            .iter()
-                            .map(|v| match v {
-                                Value::F32(x) => Some(*x),
-                                Value::I32(x) => Some(*x as f32),
-                                _ => None,
-                            })
-                            .collect::<Option<Vec<f32>>>()
-                            .ok_or_else(|| wrong_type(KEY_SCORES, "an array of numbers"))?
-                    }
-                };
-                let byte_tokens = std::array::from_fn(|b| {
-                    vocab
-                        .get(&format!("<0x{b:02X}>"))
-                        .or_else(|| {
-                            let byte = [b as u8];
-                            std::str::from_utf8(&byte).ok().and_then(|s| vocab.get(s))
-                        })
-                        .copied()
-                });
-                Model::Spm(Spm {
-                    scores,
-                    byte_tokens,
-                })
-            }
+            Some((name, family)) => Model::Bpe(Bpe::new(md, name, family, &vocab, n)?),
+            None => Model::Spm(Spm::new(md, &vocab, n)?),
         };
-
-        set_strip_attributes(md, &vocab, &mut attrs)?;
         let specials = SpecialTokens::new(&pieces, &attrs);
         Ok(Self {
             model,
@@ -877,7 +700,7 @@ impl Tokenizer {
             add_bos,
             add_eos,
             add_space_prefix,
-            end_of_generation: eog,
+            end_of_generation,
         })
     }
 
@@ -893,10 +716,11 @@ impl Tokenizer {
     /// as plain text.
     pub fn encode(&self, text: &str, add_special: bool, parse_special: bool) -> Vec<u32> {
         let mut out = Vec::with_capacity(text.len() / 3 + 2);
-        if add_special && self.add_bos {
-            if let Some(bos) = self.bos {
-                out.push(bos);
-            }
+        if add_special
+            && self.add_bos
+            && let Some(bos) = self.bos
+        {
+            out.push(bos);
         }
         let fragments = self.partition(text, parse_special);
         match &self.model {
@@ -1087,7 +911,8 @@ impl Tokenizer {
     /// Byte-level BPE of a text fragment without special tokens.
     fn encode_bpe(&self, bpe: &Bpe, text: &str, scratch: &mut BpeScratch, out: &mut Vec<u32>) {
         // Pre-tokenize: each regex splits the pieces the previous one left.
-        let mut words = vec![0..text.len()];
+        let mut words = Vec::new();
+        words.push(0..text.len());
         let mut next = Vec::new();
         for regex in &bpe.regexes {
             next.clear();
@@ -1281,6 +1106,218 @@ impl Tokenizer {
             i = s.next;
         }
     }
+}
+
+impl Bpe {
+    /// The merges and pre-tokenizer of a byte-level BPE model whose
+    /// vocabulary has `n` tokens.
+    fn new(
+        md: &HashMap<String, Value>,
+        pre: &str,
+        family: &PreTokenizerFamily,
+        vocab: &HashMap<String, u32>,
+        n: usize,
+    ) -> Result<Self, TokenizerError> {
+        let list = get_array(md, KEY_MERGES)?.ok_or(TokenizerError::MissingKey(KEY_MERGES))?;
+        let mut merges = HashMap::with_capacity(list.len());
+        let mut not_tokens: HashMap<String, u32> = HashMap::new();
+        let mut symbol_id = |text: &str| match vocab.get(text) {
+            Some(&id) => id,
+            None => {
+                let next = (n + not_tokens.len()) as u32;
+                *not_tokens.entry(text.to_owned()).or_insert(next)
+            }
+        };
+        let byte_symbols = byte_chars()
+            .to_char
+            .map(|c| symbol_id(c.encode_utf8(&mut [0; 4])));
+        for (rank, merge) in list.iter().enumerate() {
+            let Value::String(merge) = merge else {
+                return Err(wrong_type(KEY_MERGES, "an array of strings"));
+            };
+            // "left right", split at the first space after the first byte.
+            let Some(space) = merge.bytes().skip(1).position(|b| b == b' ') else {
+                continue;
+            };
+            let (left, right) = (&merge[..=space], &merge[space + 2..]);
+            let key = (symbol_id(left), symbol_id(right));
+            let merged = symbol_id(&format!("{left}{right}"));
+            // The first of duplicated merges wins, as in llama.cpp.
+            merges.entry(key).or_insert((rank as u32, merged));
+        }
+        let regexes = family
+            .patterns
+            .iter()
+            .map(|&pattern| {
+                Regex::new(pattern).map_err(|e| TokenizerError::Regex {
+                    pattern,
+                    source: Box::new(e),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            pre: pre.to_owned(),
+            regexes,
+            ignore_merges: family.ignore_merges,
+            merges,
+            byte_symbols: Box::new(byte_symbols),
+        })
+    }
+}
+
+impl Spm {
+    /// The scores and byte tokens of a SentencePiece model whose vocabulary
+    /// has `n` tokens.
+    fn new(
+        md: &HashMap<String, Value>,
+        vocab: &HashMap<String, u32>,
+        n: usize,
+    ) -> Result<Self, TokenizerError> {
+        let scores = match get_array(md, KEY_SCORES)? {
+            None => vec![0.0; n],
+            Some(scores) => {
+                check_len(KEY_SCORES, scores.len(), n)?;
+                scores[..n]
+                    .iter()
+                    .map(|v| match v {
+                        Value::F32(x) => Some(*x),
+                        Value::I32(x) => Some(*x as f32),
+                        _ => None,
+                    })
+                    .collect::<Option<Vec<f32>>>()
+                    .ok_or_else(|| wrong_type(KEY_SCORES, "an array of numbers"))?
+            }
+        };
+        // `<0xAB>`, or else the byte itself as a one-character token.
+        let byte_tokens = std::array::from_fn(|b| {
+            vocab
+                .get(&format!("<0x{b:02X}>"))
+                .or_else(|| {
+                    let byte = [b as u8];
+                    std::str::from_utf8(&byte).ok().and_then(|s| vocab.get(s))
+                })
+                .copied()
+        });
+        Ok(Self {
+            scores,
+            byte_tokens: Box::new(byte_tokens),
+        })
+    }
+}
+
+/// `tokenizer.ggml.tokens`, with empty texts renamed `[EMPTY_<id>]` as
+/// llama.cpp does.
+fn read_pieces(md: &HashMap<String, Value>) -> Result<Vec<String>, TokenizerError> {
+    let tokens = get_array(md, KEY_TOKENS)?.ok_or(TokenizerError::MissingKey(KEY_TOKENS))?;
+    if tokens.is_empty() {
+        return Err(TokenizerError::EmptyVocabulary);
+    }
+    tokens
+        .iter()
+        .enumerate()
+        .map(|(i, token)| match token {
+            Value::String(text) if text.is_empty() => Ok(format!("[EMPTY_{i}]")),
+            Value::String(text) => Ok(text.clone()),
+            _ => Err(wrong_type(KEY_TOKENS, "an array of strings")),
+        })
+        .collect()
+}
+
+/// The id under `key`, else `default`; ids outside the vocabulary (of `n`
+/// tokens) are ignored.
+fn special_id(
+    md: &HashMap<String, Value>,
+    key: &'static str,
+    default: Option<u32>,
+    n: usize,
+) -> Result<Option<u32>, TokenizerError> {
+    let valid = |id: u32| (id as usize) < n;
+    let default = default.filter(|&id| valid(id));
+    Ok(match get_u32(md, key)? {
+        Some(id) if valid(id) => Some(id),
+        Some(id) => {
+            tracing::warn!("{key} = {id} is outside the vocabulary; ignoring it");
+            default
+        }
+        None => default,
+    })
+}
+
+/// The tokens that end a generation, as llama.cpp determines them: EOS,
+/// the end-of-turn and end-of-message tokens and the fill-in-the-middle
+/// padding, repository and file-separator tokens (from the metadata, else
+/// found by their text), and the tokens with a known end-of-generation text.
+/// Tokens found by their text become control tokens, and `attrs` is fixed
+/// up for gpt-oss, Solar Open, Gemma 4 and PLaMo as llama.cpp does.
+fn end_of_generation(
+    md: &HashMap<String, Value>,
+    pieces: &[String],
+    vocab: &HashMap<String, u32>,
+    attrs: &mut [u8],
+    eos: Option<u32>,
+) -> Result<HashSet<u32>, TokenizerError> {
+    let n = attrs.len();
+    // By key, else by text (then made a control token).
+    let mut find = |keys: &[&'static str], names: &[&str]| -> Result<_, TokenizerError> {
+        for key in keys {
+            if let Some(id) = special_id(md, key, None, n)? {
+                return Ok(Some(id));
+            }
+        }
+        let found = names.iter().find_map(|name| vocab.get(*name).copied());
+        if let Some(id) = found {
+            attrs[id as usize] |= ATTR_CONTROL;
+        }
+        Ok(found)
+    };
+    let eot = find(&[KEY_EOT], EOT_NAMES)?;
+    let eom = find(&[KEY_EOM], &["<|eom_id|>"])?;
+    let [pre, suf, mid, pad, rep, sep] = FIM_NAMES;
+    find(&KEY_FIM_PRE, pre)?;
+    find(&KEY_FIM_SUF, suf)?;
+    find(&KEY_FIM_MID, mid)?;
+    let fim_ends = [
+        find(&KEY_FIM_PAD, pad)?,
+        find(&KEY_FIM_REP, rep)?,
+        find(&KEY_FIM_SEP, sep)?,
+    ];
+
+    for (attr, piece) in attrs.iter_mut().zip(pieces) {
+        if *attr & ATTR_CONTROL != 0 && piece.contains("unused") {
+            *attr |= ATTR_UNUSED;
+        }
+    }
+    let mut eog: HashSet<u32> = fim_ends.into_iter().flatten().collect();
+    for name in EOG_NAMES {
+        if let Some(&id) = vocab.get(*name) {
+            eog.insert(id);
+            attrs[id as usize] |= ATTR_CONTROL;
+        }
+    }
+    // gpt-oss: these are always rendered.
+    for name in ["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"] {
+        if let Some(&id) = vocab.get(name) {
+            attrs[id as usize] = ATTR_USER_DEFINED;
+        }
+    }
+    eog.extend([eos, eot, eom].into_iter().flatten());
+    let has = |eog: &HashSet<u32>, name: &str| vocab.get(name).is_some_and(|id| eog.contains(id));
+    // gpt-oss and Solar Open: `<|end|>` ends a message, not the generation.
+    if ((has(&eog, "<|return|>") && has(&eog, "<|call|>"))
+        || (has(&eog, "<|calls|>") && has(&eog, "<|flush|>")))
+        && let Some(&id) = vocab.get("<|end|>").filter(|id| eog.contains(id))
+    {
+        eog.remove(&id);
+        attrs[id as usize] = ATTR_USER_DEFINED;
+    }
+    // Gemma 4 and PLaMo have a normal `</s>`.
+    if (has(&eog, "<|tool_response>") || has(&eog, "<|plamo:eos|>"))
+        && let Some(&id) = vocab.get("</s>").filter(|id| eog.contains(id))
+    {
+        eog.remove(&id);
+        attrs[id as usize] = ATTR_NORMAL;
+    }
+    Ok(eog)
 }
 
 /// Whitespace as C's `isspace` (which, unlike Rust's, includes `\v`).
@@ -1679,6 +1716,12 @@ mod tests {
     }
 
     #[test]
+    fn tokenizer_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Tokenizer>();
+    }
+
+    #[test]
     fn every_pre_tokenizer_regex_compiles() {
         for family in PRE_TOKENIZERS {
             for pattern in family.patterns {
@@ -1745,8 +1788,11 @@ mod tests {
     fn toy_bpe_merges_and_specials() {
         let t = toy_bpe();
         let hello = t.token_id("hello").unwrap();
+        let world = t.token_id("Ġworld").unwrap();
+        // "Ġwo" and "ld" are no tokens, but merging through them leads to
+        // "Ġworld", as merging by texts does in llama.cpp.
         let ids = t.encode("hello world", false, false);
-        assert_eq!(ids[0], hello);
+        assert_eq!(ids, vec![hello, world]);
         assert_eq!(t.decode(&ids), "hello world");
         // Control token: only with parse_special.
         let ids = t.encode("hi<|im_end|>", false, true);
@@ -1842,29 +1888,5 @@ mod tests {
         assert_eq!(d.push(&euro[..2]), "");
         assert_eq!(d.finish(), "\u{FFFD}");
         assert_eq!(d.finish(), "");
-    }
-}
-
-#[cfg(test)]
-mod dump_tmp {
-    #[test]
-    fn dump_families() {
-        let v: Vec<_> = super::PRE_TOKENIZERS
-            .iter()
-            .map(|f| {
-                (
-                    f.names.to_vec(),
-                    f.patterns.to_vec(),
-                    f.ignore_merges,
-                    f.add_bos,
-                    f.no_bos,
-                )
-            })
-            .collect();
-        std::fs::write(
-            "/tmp/tokfuzz/families.json",
-            serde_json::to_string(&v).unwrap(),
-        )
-        .unwrap();
     }
 }
