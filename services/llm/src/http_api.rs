@@ -269,32 +269,7 @@ async fn chat(
     let prompt = llm
         .chat_prompt(&messages, None)
         .map_err(|e| chat_error(&e))?;
-    let job = job(&request.sampling, prompt, &llm, &api.config)?;
-    let events = llm.generate(job).map_err(|e| engine_error(&e))?;
-    let id = request_id("chatcmpl");
-    let created = now();
-    let model = llm.id().to_owned();
-    if request.sampling.stream {
-        let usage = request
-            .sampling
-            .stream_options
-            .as_ref()
-            .is_some_and(|o| o.include_usage);
-        let stream = chat_stream(events, id, model, created, usage);
-        return Ok(Sse::new(stream)
-            .keep_alive(KeepAlive::default())
-            .into_response());
-    }
-    let (text, reason, usage) = collect(events).await?;
-    Ok(Json(openai::chat_completion(
-        &id,
-        &model,
-        created,
-        &text,
-        reason.as_str(),
-        usage_json(&usage),
-    ))
-    .into_response())
+    answer(Kind::Chat, &request.sampling, prompt, &llm, &api.config).await
 }
 
 async fn complete(
@@ -315,32 +290,54 @@ async fn complete(
         return Err(invalid("prompt must not be empty"));
     }
     let prompt = llm.text_prompt(&text);
-    let job = job(&request.sampling, prompt, &llm, &api.config)?;
+    answer(Kind::Text, &request.sampling, prompt, &llm, &api.config).await
+}
+
+/// Chat or text completion: they differ only in their wire shapes.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Chat,
+    Text,
+}
+
+/// Runs the job for `prompt` and answers whole or as a stream.
+async fn answer(
+    kind: Kind,
+    sampling: &Sampling,
+    prompt: Vec<u32>,
+    llm: &Llm,
+    config: &Config,
+) -> Result<Response, ApiError> {
+    let job = job(sampling, prompt, llm, config)?;
     let events = llm.generate(job).map_err(|e| engine_error(&e))?;
-    let id = request_id("cmpl");
+    let id = request_id(match kind {
+        Kind::Chat => "chatcmpl",
+        Kind::Text => "cmpl",
+    });
     let created = now();
     let model = llm.id().to_owned();
-    if request.sampling.stream {
-        let usage = request
-            .sampling
+    if sampling.stream {
+        let usage = sampling
             .stream_options
             .as_ref()
             .is_some_and(|o| o.include_usage);
-        let stream = completion_stream(events, id, model, created, usage);
-        return Ok(Sse::new(stream)
-            .keep_alive(KeepAlive::default())
-            .into_response());
+        let sse = match kind {
+            Kind::Chat => Sse::new(chat_stream(events, id, model, created, usage))
+                .keep_alive(KeepAlive::default())
+                .into_response(),
+            Kind::Text => Sse::new(completion_stream(events, id, model, created, usage))
+                .keep_alive(KeepAlive::default())
+                .into_response(),
+        };
+        return Ok(sse);
     }
     let (text, reason, usage) = collect(events).await?;
-    Ok(Json(openai::completion(
-        &id,
-        &model,
-        created,
-        &text,
-        reason.as_str(),
-        usage_json(&usage),
-    ))
-    .into_response())
+    let usage = usage_json(&usage);
+    let body = match kind {
+        Kind::Chat => openai::chat_completion(&id, &model, created, &text, reason.as_str(), usage),
+        Kind::Text => openai::completion(&id, &model, created, &text, reason.as_str(), usage),
+    };
+    Ok(Json(body).into_response())
 }
 
 fn usage_json(u: &Usage) -> Value {
