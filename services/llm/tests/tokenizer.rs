@@ -26,6 +26,8 @@ struct Golden {
 #[derive(Deserialize)]
 struct GoldenModel {
     name: String,
+    /// The GGUF file the ids were made with.
+    file: String,
     cases: Vec<Case>,
 }
 
@@ -87,6 +89,12 @@ fn tokenizer(name: &str) -> Arc<Tokenizer> {
 fn matches_llama_cpp(name: &str) {
     let tok = tokenizer(name);
     let model = golden(name);
+    let file = gguf(name);
+    assert_eq!(
+        file.file_name().unwrap().to_str().unwrap(),
+        model.file,
+        "{name}: the catalog's file is not the one the golden ids were made with"
+    );
     let mut checked = 0;
     let mut mismatches = Vec::new();
     for case in &model.cases {
@@ -215,6 +223,10 @@ fn gemma_special_tokens() {
     let ids = tok.encode("<start_of_turn>user\nhi<end_of_turn>\n", true, true);
     assert_eq!(&ids[..2], &[bos, start_of_turn]);
     assert_eq!(tok.decode(&ids), "user\nhi\n");
+    // llama.cpp ends generations on `</s>` too (a heuristic for PaddleOCR),
+    // which makes it a control token.
+    let s = tok.token_id("</s>").unwrap();
+    assert!(tok.is_end_of_generation(s) && tok.is_control(s));
     // Byte-fallback tokens print as their byte.
     let byte = tok.token_id("<0x0A>").unwrap();
     assert_eq!(tok.token_bytes(byte).as_ref(), b"\n");

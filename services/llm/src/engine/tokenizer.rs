@@ -413,7 +413,7 @@ fn byte_chars() -> &'static ByteChars {
 }
 
 /// The bytes a byte-level BPE token's text stands for. Characters outside
-/// GPT-2's mapping (which no well-formed vocabulary has) are kept as UTF-8.
+/// GPT-2's mapping (in a few of Command R's tokens) are kept as UTF-8.
 fn unmap_byte_level(text: &str) -> Vec<u8> {
     let table = byte_chars();
     let mut bytes = Vec::with_capacity(text.len());
