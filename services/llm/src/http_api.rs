@@ -321,14 +321,15 @@ async fn answer(
             .stream_options
             .as_ref()
             .is_some_and(|o| o.include_usage);
-        let sse = match kind {
-            Kind::Chat => Sse::new(chat_stream(events, id, model, created, usage))
-                .keep_alive(KeepAlive::default())
-                .into_response(),
-            Kind::Text => Sse::new(completion_stream(events, id, model, created, usage))
-                .keep_alive(KeepAlive::default())
-                .into_response(),
+        let chunks = Chunks {
+            kind,
+            id,
+            model,
+            created,
         };
+        let sse = Sse::new(event_stream(events, chunks, usage))
+            .keep_alive(KeepAlive::default())
+            .into_response();
         return Ok(sse);
     }
     let (text, reason, usage) = collect(events).await?;
@@ -369,38 +370,81 @@ fn sse_error(e: &EngineError) -> SseEvent {
     sse(&json!({ "error": { "message": api.message, "type": "server_error", "code": api.code } }))
 }
 
-fn chat_stream(
-    mut events: UnboundedReceiver<Event>,
+/// The stream chunks of one answer, in the wire shape of its kind.
+struct Chunks {
+    kind: Kind,
     id: String,
     model: String,
     created: u64,
+}
+
+impl Chunks {
+    /// What goes first: chat streams announce the assistant's role.
+    fn opening(&self) -> Option<Value> {
+        match self.kind {
+            Kind::Chat => Some(self.chat(json!({ "role": "assistant", "content": "" }), None)),
+            Kind::Text => None,
+        }
+    }
+
+    fn text(&self, text: &str) -> Value {
+        match self.kind {
+            Kind::Chat => self.chat(json!({ "content": text }), None),
+            Kind::Text => openai::completion_chunk(&self.id, &self.model, self.created, text, None),
+        }
+    }
+
+    fn finish(&self, reason: FinishReason) -> Value {
+        match self.kind {
+            Kind::Chat => self.chat(json!({}), Some(reason.as_str())),
+            Kind::Text => openai::completion_chunk(
+                &self.id,
+                &self.model,
+                self.created,
+                "",
+                Some(reason.as_str()),
+            ),
+        }
+    }
+
+    fn usage(&self, usage: &Usage) -> Value {
+        let object = match self.kind {
+            Kind::Chat => "chat.completion.chunk",
+            Kind::Text => "text_completion",
+        };
+        openai::usage_chunk(
+            &self.id,
+            object,
+            &self.model,
+            self.created,
+            usage_json(usage),
+        )
+    }
+
+    fn chat(&self, delta: Value, finish: Option<&str>) -> Value {
+        openai::chat_chunk(&self.id, &self.model, self.created, delta, finish)
+    }
+}
+
+/// The answer as server-sent events, ending with `[DONE]` (or an error).
+fn event_stream(
+    mut events: UnboundedReceiver<Event>,
+    chunks: Chunks,
     include_usage: bool,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     async_stream(move |tx| async move {
-        let chunk = |delta: Value, finish: Option<&str>| {
-            sse(&openai::chat_chunk(&id, &model, created, delta, finish))
-        };
-        if tx
-            .send(chunk(json!({ "role": "assistant", "content": "" }), None))
-            .await
-            .is_err()
+        if let Some(first) = chunks.opening()
+            && tx.send(sse(&first)).await.is_err()
         {
             return;
         }
         while let Some(event) = events.recv().await {
             let out = match event {
-                Event::Text(t) => chunk(json!({ "content": t }), None),
+                Event::Text(t) => chunks.text(&t),
                 Event::Done { reason, usage } => {
-                    let _ = tx.send(chunk(json!({}), Some(reason.as_str()))).await;
+                    let _ = tx.send(sse(&chunks.finish(reason))).await;
                     if include_usage {
-                        let u = openai::usage_chunk(
-                            &id,
-                            "chat.completion.chunk",
-                            &model,
-                            created,
-                            usage_json(&usage),
-                        );
-                        let _ = tx.send(sse(&u)).await;
+                        let _ = tx.send(sse(&chunks.usage(&usage))).await;
                     }
                     break;
                 }
@@ -409,47 +453,7 @@ fn chat_stream(
                     return;
                 }
             };
-            if tx.send(out).await.is_err() {
-                return;
-            }
-        }
-        let _ = tx.send(SseEvent::default().data("[DONE]")).await;
-    })
-}
-
-fn completion_stream(
-    mut events: UnboundedReceiver<Event>,
-    id: String,
-    model: String,
-    created: u64,
-    include_usage: bool,
-) -> impl Stream<Item = Result<SseEvent, Infallible>> {
-    async_stream(move |tx| async move {
-        while let Some(event) = events.recv().await {
-            let out = match event {
-                Event::Text(t) => sse(&openai::completion_chunk(&id, &model, created, &t, None)),
-                Event::Done { reason, usage } => {
-                    let last =
-                        openai::completion_chunk(&id, &model, created, "", Some(reason.as_str()));
-                    let _ = tx.send(sse(&last)).await;
-                    if include_usage {
-                        let u = openai::usage_chunk(
-                            &id,
-                            "text_completion",
-                            &model,
-                            created,
-                            usage_json(&usage),
-                        );
-                        let _ = tx.send(sse(&u)).await;
-                    }
-                    break;
-                }
-                Event::Failed(e) => {
-                    let _ = tx.send(sse_error(&e)).await;
-                    return;
-                }
-            };
-            if tx.send(out).await.is_err() {
+            if tx.send(sse(&out)).await.is_err() {
                 return;
             }
         }

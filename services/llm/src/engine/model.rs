@@ -303,11 +303,6 @@ impl Cache {
         self.len == 0
     }
 
-    /// Forgets everything after the first `len` positions.
-    pub fn truncate(&mut self, len: usize) {
-        self.len = self.len.min(len);
-    }
-
     /// A copy of the first `len` positions, to continue from independently.
     pub fn fork(&self, len: usize) -> Result<Self, ModelError> {
         let len = len.min(self.len);
@@ -661,8 +656,9 @@ impl Model {
         k_cache.slice_set(&k, 2, start)?;
         v_cache.slice_set(&v, 2, start)?;
         let total = start + n;
-        let keys = k_cache.narrow(2, 0, total)?.contiguous()?;
-        let values = v_cache.narrow(2, 0, total)?.contiguous()?;
+        // Views into the cache, not copies: the matmuls take the strides.
+        let keys = k_cache.narrow(2, 0, total)?;
+        let values = v_cache.narrow(2, 0, total)?;
 
         // Grouped-query attention without copying keys: the query heads of
         // one key/value head are stacked as extra rows.

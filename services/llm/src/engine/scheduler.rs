@@ -397,11 +397,12 @@ impl Worker {
             Ok(l) => l,
             Err(e) => return fail(seq, &e),
         };
-        let recent: Vec<u32> = seq
-            .job
-            .prompt
+        // Only the penalty window of the conversation, not all of it.
+        let window = seq.job.sampling.repeat_last_n;
+        let from_prompt = window.saturating_sub(seq.generated.len());
+        let recent: Vec<u32> = seq.job.prompt[prompt_len.saturating_sub(from_prompt)..]
             .iter()
-            .chain(&seq.generated)
+            .chain(&seq.generated[seq.generated.len().saturating_sub(window)..])
             .copied()
             .collect();
         let token = seq.sampler.sample(&mut logits, &recent, &seq.generated);
