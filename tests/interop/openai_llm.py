@@ -8,6 +8,12 @@ Cases (each prints one JSON object):
                --seed, --stop): content, finish_reason, usage
   chat-stream  the same, streamed with include_usage: chunks, content, finish_reason, usage
   complete     a text completion of --text (also --stream)
+  parse        structured output the way the client's own helper does it
+               (`chat.completions.parse` with a pydantic model): content, parsed
+  json-object  response_format json_object (also --stream): content, parsed
+  tools        a chat with two tools (--tool-choice auto|required|none|<name>,
+               --stream): tool_calls [{name, arguments}], content, finish_reason
+  tool-turn    a call, its result sent back, and the answer after it
   error        a chat request made wrong on purpose (--bad): status, code, message
   abandon      starts a streamed chat, reads --chunks chunks, closes the connection
 """
@@ -22,6 +28,60 @@ import urllib.parse
 import urllib.request
 
 import openai
+import pydantic
+from typing import Literal, Optional
+
+
+class Command(pydantic.BaseModel):
+    """What a smart-home request asks for."""
+
+    action: Literal["turn_on", "turn_off"]
+    room: str
+    brightness: Optional[int] = pydantic.Field(default=None, ge=0, le=100)
+
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "set_light",
+            "description": "Switch the lights of a room on or off.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "room": {"type": "string", "description": "The room"},
+                    "on": {"type": "boolean", "description": "true to switch on"},
+                },
+                "required": ["room", "on"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "The weather forecast for a city.",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
+        },
+    },
+]
+
+
+def tool_choice(value: str):
+    if value in ("auto", "required", "none"):
+        return value
+    return {"type": "function", "function": {"name": value}}
+
+
+def calls_of(tool_calls) -> list:
+    return [
+        {"id": c.id, "name": c.function.name, "arguments": json.loads(c.function.arguments)}
+        for c in tool_calls or []
+    ]
 
 
 def main() -> int:
@@ -38,6 +98,7 @@ def main() -> int:
     p.add_argument("--stream", action="store_true")
     p.add_argument("--bad")
     p.add_argument("--chunks", type=int, default=3)
+    p.add_argument("--tool-choice", default="auto")
     a = p.parse_args()
 
     client = openai.OpenAI(base_url=a.base_url + "/v1", api_key="none", max_retries=0, timeout=120)
@@ -98,6 +159,87 @@ def main() -> int:
                 "finish_reason": r.choices[0].finish_reason,
                 "usage": r.usage.model_dump(),
             }
+    elif a.case == "parse":
+        r = client.chat.completions.parse(
+            model=a.model, messages=messages, temperature=a.temperature, response_format=Command, **extra
+        )
+        message = r.choices[0].message
+        out = {
+            "content": message.content,
+            "parsed": message.parsed.model_dump() if message.parsed else None,
+            "finish_reason": r.choices[0].finish_reason,
+        }
+    elif a.case == "json-object":
+        kwargs = dict(
+            model=a.model,
+            messages=messages,
+            temperature=a.temperature,
+            response_format={"type": "json_object"},
+            **extra,
+        )
+        if a.stream:
+            content, finish = "", None
+            for chunk in client.chat.completions.create(stream=True, **kwargs):
+                for choice in chunk.choices:
+                    content += choice.delta.content or ""
+                    finish = choice.finish_reason or finish
+        else:
+            r = client.chat.completions.create(**kwargs)
+            content, finish = r.choices[0].message.content, r.choices[0].finish_reason
+        parsed = json.loads(content) if finish == "stop" else None
+        out = {"content": content, "parsed": parsed, "finish_reason": finish}
+    elif a.case == "tools":
+        kwargs = dict(
+            model=a.model,
+            messages=messages,
+            temperature=a.temperature,
+            tools=TOOLS,
+            tool_choice=tool_choice(a.tool_choice),
+            **extra,
+        )
+        if a.stream:
+            content, finish, calls = "", None, {}
+            for chunk in client.chat.completions.create(stream=True, **kwargs):
+                for choice in chunk.choices:
+                    content += choice.delta.content or ""
+                    finish = choice.finish_reason or finish
+                    for d in choice.delta.tool_calls or []:
+                        call = calls.setdefault(d.index, {"id": "", "name": "", "arguments": ""})
+                        call["id"] += d.id or ""
+                        call["name"] += d.function.name or ""
+                        call["arguments"] += d.function.arguments or ""
+            tool_calls = [
+                {"id": c["id"], "name": c["name"], "arguments": json.loads(c["arguments"])}
+                for _, c in sorted(calls.items())
+            ]
+        else:
+            r = client.chat.completions.create(**kwargs)
+            message = r.choices[0].message
+            content, finish, tool_calls = message.content or "", r.choices[0].finish_reason, calls_of(message.tool_calls)
+        out = {"content": content, "tool_calls": tool_calls, "finish_reason": finish}
+    elif a.case == "tool-turn":
+        first = client.chat.completions.create(
+            model=a.model,
+            messages=messages,
+            temperature=a.temperature,
+            tools=TOOLS,
+            tool_choice=tool_choice(a.tool_choice),
+            **extra,
+        )
+        call = first.choices[0].message.tool_calls[0]
+        follow = messages + [
+            first.choices[0].message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": call.id, "content": json.dumps({"forecast": "sunny, 24 degrees"})},
+        ]
+        r = client.chat.completions.create(
+            model=a.model, messages=follow, temperature=a.temperature, tools=TOOLS, tool_choice="none", **extra
+        )
+        out = {
+            "first": calls_of(first.choices[0].message.tool_calls),
+            "content": r.choices[0].message.content,
+            "finish_reason": r.choices[0].finish_reason,
+            "tool_calls": calls_of(r.choices[0].message.tool_calls),
+        }
     elif a.case == "error":
         try:
             if a.bad == "invalid-json":
@@ -122,8 +264,29 @@ def main() -> int:
                     kwargs["messages"] = [{"role": "user", "content": "lights on " * 5000}]
                 elif a.bad == "n":
                     kwargs["n"] = 2
-                elif a.bad == "json-format":
-                    kwargs["response_format"] = {"type": "json_object"}
+                elif a.bad == "unsupported-schema":
+                    kwargs["response_format"] = {
+                        "type": "json_schema",
+                        "json_schema": {"name": "code", "schema": {"type": "string", "pattern": "^[0-9]{4}$"}},
+                    }
+                elif a.bad == "unknown-tool":
+                    kwargs["tools"] = TOOLS
+                    kwargs["tool_choice"] = {"type": "function", "function": {"name": "open_door"}}
+                elif a.bad == "out-of-bounds":
+                    # The grammar lets any integer through; the bound is checked after.
+                    kwargs["response_format"] = {
+                        "type": "json_schema",
+                        "json_schema": {
+                            "name": "count",
+                            "schema": {
+                                "type": "object",
+                                "properties": {"legs": {"type": "integer", "minimum": 1000000}},
+                                "required": ["legs"],
+                            },
+                        },
+                    }
+                    kwargs["messages"] = [{"role": "user", "content": "How many legs does a cat have? Answer in JSON."}]
+                    kwargs["max_tokens"] = 30
                 elif a.bad == "no-messages":
                     kwargs["messages"] = []
                 client.chat.completions.create(**kwargs)

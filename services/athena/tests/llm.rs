@@ -108,6 +108,116 @@ fn openai_clients_chat_and_complete() {
 }
 
 #[test]
+fn structured_output_and_tool_calls_with_the_openai_client() {
+    let llm = start(&[]);
+    let command = [
+        "--system",
+        "Turn the request into a smart home command.",
+        "--text",
+        "Turn on the kitchen lights",
+        "--max-tokens",
+        "80",
+    ];
+
+    // The client's own structured-output helper: a strict JSON Schema from
+    // a pydantic model, and the answer parsed back into it.
+    let r = client(&llm, "parse", &command);
+    assert_eq!(r["finish_reason"], "stop", "{r}");
+    assert!(
+        ["turn_on", "turn_off"].contains(&r["parsed"]["action"].as_str().unwrap()),
+        "{r}"
+    );
+    assert!(r["parsed"]["room"].is_string(), "{r}");
+
+    // Any JSON object, whole and streamed. (The second run reuses the
+    // first one's prompt from the prefix cache, whose float rounding may
+    // tip a close choice: the objects are compared for shape, not bytes.)
+    let json_args = [
+        "--text",
+        "Describe a cat in JSON with its name and age.",
+        "--max-tokens",
+        "200",
+    ];
+    let whole = client(&llm, "json-object", &json_args);
+    assert_eq!(whole["finish_reason"], "stop", "{whole}");
+    assert!(whole["parsed"].is_object(), "{whole}");
+    let mut streamed_args = json_args.to_vec();
+    streamed_args.push("--stream");
+    let streamed = client(&llm, "json-object", &streamed_args);
+    assert_eq!(streamed["finish_reason"], "stop", "{streamed}");
+    assert!(streamed["parsed"].is_object(), "{streamed}");
+
+    // Tool calls: a call is required, then a named one, whole and streamed.
+    let tools = |choice: &str, text: &str, stream: bool| {
+        let mut args = vec![
+            "--tool-choice",
+            choice,
+            "--text",
+            text,
+            "--max-tokens",
+            "80",
+        ];
+        if stream {
+            args.push("--stream");
+        }
+        client(&llm, "tools", &args)
+    };
+    let lights = "Turn on the lights in the kitchen.";
+    let r = tools("required", lights, false);
+    assert_eq!(r["finish_reason"], "tool_calls", "{r}");
+    let call = &r["tool_calls"][0];
+    assert_eq!(call["name"], "set_light", "{r}");
+    assert!(call["arguments"]["room"].is_string(), "{r}");
+    assert!(call["arguments"]["on"].is_boolean(), "{r}");
+    let s = tools("required", lights, true);
+    assert_eq!(s["finish_reason"], "tool_calls", "{s}");
+    assert_eq!(s["tool_calls"][0]["name"], call["name"], "{s}");
+    assert!(s["tool_calls"][0]["arguments"]["on"].is_boolean(), "{s}");
+    let weather = "What is the weather like in Paris?";
+    let r = tools("get_weather", weather, false);
+    assert_eq!(r["tool_calls"][0]["name"], "get_weather", "{r}");
+    assert!(r["tool_calls"][0]["arguments"]["city"].is_string(), "{r}");
+
+    // `auto` lets the model choose: calls, or text, never both.
+    for stream in [false, true] {
+        for text in ["Tell me a short joke.", lights] {
+            let r = tools("auto", text, stream);
+            let calls = r["tool_calls"].as_array().unwrap();
+            if r["finish_reason"] == "tool_calls" {
+                assert!(!calls.is_empty() && r["content"] == "", "{r}");
+                assert!(
+                    ["set_light", "get_weather"].contains(&calls[0]["name"].as_str().unwrap()),
+                    "{r}"
+                );
+            } else {
+                assert!(calls.is_empty() && r["content"] != "", "{r}");
+            }
+        }
+    }
+    // `none`: text only.
+    let r = tools("none", lights, false);
+    assert_eq!(r["tool_calls"], serde_json::json!([]), "{r}");
+    assert!(!r["content"].as_str().unwrap().is_empty(), "{r}");
+
+    // The call's result sent back: the answer after it is text.
+    let r = client(
+        &llm,
+        "tool-turn",
+        &[
+            "--tool-choice",
+            "get_weather",
+            "--text",
+            weather,
+            "--max-tokens",
+            "60",
+        ],
+    );
+    assert_eq!(r["first"][0]["name"], "get_weather", "{r}");
+    assert_eq!(r["tool_calls"], serde_json::json!([]), "{r}");
+    assert!(!r["content"].as_str().unwrap().is_empty(), "{r}");
+}
+
+#[test]
 fn bad_requests_get_openai_errors_and_abandoned_streams_free_their_place() {
     // One place, so a sequence that kept generating would hold up the next.
     let llm = start(&[("ATHENA__ROUTER_SMALL_LLM__PARALLEL", "1")]);
@@ -118,7 +228,9 @@ fn bad_requests_get_openai_errors_and_abandoned_streams_free_their_place() {
         ("negative-max-tokens", 400, "invalid_request"),
         ("too-long", 400, "context_length_exceeded"),
         ("n", 400, "invalid_request"),
-        ("json-format", 400, "unsupported"),
+        ("unsupported-schema", 400, "unsupported_schema"),
+        ("unknown-tool", 400, "invalid_request"),
+        ("out-of-bounds", 422, "schema_violation"),
         ("no-messages", 400, "invalid_request"),
     ] {
         let e = error(bad);

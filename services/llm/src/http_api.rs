@@ -24,10 +24,12 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::config::Config;
 use crate::engine::chat::{ChatError, Message};
+use crate::engine::json_schema;
 use crate::engine::sampler::SamplingParams;
 use crate::engine::scheduler::{EngineError, Event, FinishReason, Job, Usage, deadline_in};
 use crate::llm::Llm;
 use crate::openai::{self, ChatRequest, CompletionRequest, Prompt, Sampling};
+use crate::structured;
 
 /// Where the model will be once loaded.
 pub type Slot = athena_runtime::service::Slot<Llm>;
@@ -209,6 +211,7 @@ fn job(s: &Sampling, prompt: Vec<u32>, llm: &Llm, config: &Config) -> Result<Job
             seed: s.seed.map(|v| v as u64),
         },
         stop,
+        grammar: None,
         deadline: deadline_in(config.request_timeout_secs),
     })
 }
@@ -228,22 +231,7 @@ async fn chat(
     if request.messages.is_empty() {
         return Err(invalid("messages must not be empty"));
     }
-    if let Some(format) = &request.response_format
-        && format["type"].as_str().is_some_and(|t| t != "text")
-    {
-        return Err(ApiError::bad_request(
-            "unsupported",
-            "response_format json_object / json_schema is not supported by this server yet",
-        ));
-    }
-    if request.tools.as_ref().is_some_and(|t| !t.is_null())
-        && request.tool_choice.as_ref().and_then(Value::as_str) != Some("none")
-    {
-        return Err(ApiError::bad_request(
-            "unsupported",
-            "tool calling is not supported by this server yet",
-        ));
-    }
+    let structure = structured::structure(&request)?;
     let mut messages = Vec::with_capacity(request.messages.len());
     for m in &request.messages {
         let content = match &m.content {
@@ -261,15 +249,38 @@ async fn chat(
         messages.push(Message {
             role: role.to_owned(),
             content,
-            tool_calls: m.tool_calls.clone(),
+            tool_calls: m.tool_calls.as_ref().map(parsed_arguments),
             tool_call_id: m.tool_call_id.clone(),
             name: m.name.clone(),
         });
     }
     let prompt = llm
-        .chat_prompt(&messages, None)
+        .chat_prompt(&messages, structure.tools.as_ref())
         .map_err(|e| chat_error(&e))?;
-    answer(Kind::Chat, &request.sampling, prompt, &llm, &api.config).await
+    let mut job = job(&request.sampling, prompt, &llm, &api.config)?;
+    job.grammar = structure.grammar;
+    let shape = Shape {
+        kind: Kind::Chat,
+        tools: structure.tools.is_some(),
+        schema: structure.schema,
+    };
+    answer(shape, &request.sampling, job, &llm).await
+}
+
+/// Tool calls as templates expect them: arguments as a JSON value, not
+/// the JSON text OpenAI clients send.
+fn parsed_arguments(calls: &Value) -> Value {
+    let mut calls = calls.clone();
+    for call in calls.as_array_mut().into_iter().flatten() {
+        if let Some(arguments) = call.pointer_mut("/function/arguments")
+            && let Some(parsed) = arguments
+                .as_str()
+                .and_then(|t| serde_json::from_str::<Value>(t).ok())
+        {
+            *arguments = parsed;
+        }
+    }
+    calls
 }
 
 async fn complete(
@@ -290,7 +301,8 @@ async fn complete(
         return Err(invalid("prompt must not be empty"));
     }
     let prompt = llm.text_prompt(&text);
-    answer(Kind::Text, &request.sampling, prompt, &llm, &api.config).await
+    let job = job(&request.sampling, prompt, &llm, &api.config)?;
+    answer(Shape::text(), &request.sampling, job, &llm).await
 }
 
 /// Chat or text completion: they differ only in their wire shapes.
@@ -300,16 +312,57 @@ enum Kind {
     Text,
 }
 
-/// Runs the job for `prompt` and answers whole or as a stream.
-async fn answer(
+/// What an answer is made into.
+#[derive(Debug)]
+struct Shape {
     kind: Kind,
+    /// The answer may be tool calls.
+    tools: bool,
+    /// A JSON answer is checked against this.
+    schema: Option<Value>,
+}
+
+impl Shape {
+    fn text() -> Self {
+        Self {
+            kind: Kind::Text,
+            tools: false,
+            schema: None,
+        }
+    }
+
+    /// The tool calls in a finished answer, with fresh ids.
+    fn calls(&self, text: &str, reason: FinishReason) -> Option<Vec<(String, String, Value)>> {
+        if !self.tools || reason != FinishReason::Stop {
+            return None;
+        }
+        let calls = json_schema::parse_tool_calls(text)?;
+        Some(
+            calls
+                .into_iter()
+                .map(|(name, arguments)| (request_id("call"), name, arguments))
+                .collect(),
+        )
+    }
+
+    /// Checks a finished answer against the schema.
+    fn check(&self, text: &str, reason: FinishReason) -> Result<(), ApiError> {
+        match &self.schema {
+            Some(schema) if reason == FinishReason::Stop => structured::check(schema, text),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Runs `job` and answers whole or as a stream.
+async fn answer(
+    shape: Shape,
     sampling: &Sampling,
-    prompt: Vec<u32>,
+    job: Job,
     llm: &Llm,
-    config: &Config,
 ) -> Result<Response, ApiError> {
-    let job = job(sampling, prompt, llm, config)?;
     let events = llm.generate(job).map_err(|e| engine_error(&e))?;
+    let kind = shape.kind;
     let id = request_id(match kind {
         Kind::Chat => "chatcmpl",
         Kind::Text => "cmpl",
@@ -322,7 +375,7 @@ async fn answer(
             .as_ref()
             .is_some_and(|o| o.include_usage);
         let chunks = Chunks {
-            kind,
+            shape,
             id,
             model,
             created,
@@ -333,10 +386,26 @@ async fn answer(
         return Ok(sse);
     }
     let (text, reason, usage) = collect(events).await?;
+    shape.check(&text, reason)?;
     let usage = usage_json(&usage);
-    let body = match kind {
-        Kind::Chat => openai::chat_completion(&id, &model, created, &text, reason.as_str(), usage),
-        Kind::Text => openai::completion(&id, &model, created, &text, reason.as_str(), usage),
+    let body = match (kind, shape.calls(&text, reason)) {
+        (Kind::Chat, Some(calls)) => openai::chat_completion(
+            &id,
+            &model,
+            created,
+            openai::assistant_tool_calls(&calls),
+            "tool_calls",
+            usage,
+        ),
+        (Kind::Chat, None) => openai::chat_completion(
+            &id,
+            &model,
+            created,
+            openai::assistant_text(&text),
+            reason.as_str(),
+            usage,
+        ),
+        (Kind::Text, _) => openai::completion(&id, &model, created, &text, reason.as_str(), usage),
     };
     Ok(Json(body).into_response())
 }
@@ -365,14 +434,13 @@ fn sse(value: &Value) -> SseEvent {
 }
 
 /// An error inside a stream that has started: OpenAI clients raise it.
-fn sse_error(e: &EngineError) -> SseEvent {
-    let api = engine_error(e);
+fn sse_error(api: &ApiError) -> SseEvent {
     sse(&json!({ "error": { "message": api.message, "type": "server_error", "code": api.code } }))
 }
 
 /// The stream chunks of one answer, in the wire shape of its kind.
 struct Chunks {
-    kind: Kind,
+    shape: Shape,
     id: String,
     model: String,
     created: u64,
@@ -381,34 +449,34 @@ struct Chunks {
 impl Chunks {
     /// What goes first: chat streams announce the assistant's role.
     fn opening(&self) -> Option<Value> {
-        match self.kind {
+        match self.shape.kind {
             Kind::Chat => Some(self.chat(json!({ "role": "assistant", "content": "" }), None)),
             Kind::Text => None,
         }
     }
 
     fn text(&self, text: &str) -> Value {
-        match self.kind {
+        match self.shape.kind {
             Kind::Chat => self.chat(json!({ "content": text }), None),
             Kind::Text => openai::completion_chunk(&self.id, &self.model, self.created, text, None),
         }
     }
 
-    fn finish(&self, reason: FinishReason) -> Value {
-        match self.kind {
-            Kind::Chat => self.chat(json!({}), Some(reason.as_str())),
-            Kind::Text => openai::completion_chunk(
-                &self.id,
-                &self.model,
-                self.created,
-                "",
-                Some(reason.as_str()),
-            ),
+    fn tool_calls(&self, calls: &[(String, String, Value)]) -> Value {
+        self.chat(json!({ "tool_calls": openai::tool_calls(calls) }), None)
+    }
+
+    fn finish(&self, reason: &str) -> Value {
+        match self.shape.kind {
+            Kind::Chat => self.chat(json!({}), Some(reason)),
+            Kind::Text => {
+                openai::completion_chunk(&self.id, &self.model, self.created, "", Some(reason))
+            }
         }
     }
 
     fn usage(&self, usage: &Usage) -> Value {
-        let object = match self.kind {
+        let object = match self.shape.kind {
             Kind::Chat => "chat.completion.chunk",
             Kind::Text => "text_completion",
         };
@@ -427,6 +495,9 @@ impl Chunks {
 }
 
 /// The answer as server-sent events, ending with `[DONE]` (or an error).
+/// Text goes out as it comes, except an answer that may be tool calls:
+/// once it starts like one (`{`, `[`, `<`) it is held back and sent as
+/// calls when complete.
 fn event_stream(
     mut events: UnboundedReceiver<Event>,
     chunks: Chunks,
@@ -438,18 +509,45 @@ fn event_stream(
         {
             return;
         }
+        let mut answer = String::new();
+        let mut holding = false;
         while let Some(event) = events.recv().await {
             let out = match event {
-                Event::Text(t) => chunks.text(&t),
+                Event::Text(t) => {
+                    if answer.is_empty() {
+                        holding = chunks.shape.tools && t.starts_with(['{', '[', '<']);
+                    }
+                    answer.push_str(&t);
+                    if holding {
+                        continue;
+                    }
+                    chunks.text(&t)
+                }
                 Event::Done { reason, usage } => {
-                    let _ = tx.send(sse(&chunks.finish(reason))).await;
+                    if let Err(e) = chunks.shape.check(&answer, reason) {
+                        let _ = tx.send(sse_error(&e)).await;
+                        return;
+                    }
+                    let calls = chunks.shape.calls(&answer, reason);
+                    let finish = match &calls {
+                        Some(calls) => {
+                            let _ = tx.send(sse(&chunks.tool_calls(calls))).await;
+                            "tool_calls"
+                        }
+                        None if holding => {
+                            let _ = tx.send(sse(&chunks.text(&answer))).await;
+                            reason.as_str()
+                        }
+                        None => reason.as_str(),
+                    };
+                    let _ = tx.send(sse(&chunks.finish(finish))).await;
                     if include_usage {
                         let _ = tx.send(sse(&chunks.usage(&usage))).await;
                     }
                     break;
                 }
                 Event::Failed(e) => {
-                    let _ = tx.send(sse_error(&e)).await;
+                    let _ = tx.send(sse_error(&engine_error(&e))).await;
                     return;
                 }
             };

@@ -12,6 +12,7 @@ pub mod engine;
 pub mod http_api;
 pub mod llm;
 pub mod openai;
+pub mod structured;
 
 use std::sync::{Arc, OnceLock};
 

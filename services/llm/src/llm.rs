@@ -11,6 +11,7 @@ use crate::engine::chat::{ChatError, ChatTemplate, Message};
 use crate::engine::model::{Model, device, quantization};
 use crate::engine::scheduler::{EngineError, Event, Job, Scheduler, SchedulerConfig};
 use crate::engine::tokenizer::Tokenizer;
+use crate::structured::Tools;
 
 /// A model ready to answer.
 #[derive(Debug)]
@@ -122,14 +123,22 @@ impl Llm {
         &self.tokenizer
     }
 
-    /// The prompt tokens for a conversation.
+    /// The prompt tokens for a conversation, with the tools it offers.
+    /// Templates that render tools get them; for the others the tools are
+    /// described in the system message and earlier calls are written as
+    /// the JSON the model is asked to answer with.
     pub fn chat_prompt(
         &self,
         messages: &[Message],
-        tools: Option<&serde_json::Value>,
+        tools: Option<&Tools>,
     ) -> Result<Vec<u32>, ChatError> {
         let template = self.template.as_ref().ok_or(ChatError::NoTemplate)?;
-        let text = template.render(messages, tools)?;
+        let text = if template.renders_tools() {
+            template.render(messages, tools.map(|t| &t.definitions))?
+        } else {
+            let instruction = tools.map(|t| t.instruction.as_str());
+            template.render(&without_tools(messages, instruction), None)?
+        };
         // Templates write the BOS token themselves when the model wants it.
         let starts_with_bos = self
             .tokenizer
@@ -156,6 +165,46 @@ impl Llm {
     pub fn generate(&self, job: Job) -> Result<UnboundedReceiver<Event>, EngineError> {
         self.scheduler.submit(job)
     }
+}
+
+/// `messages` for a template that knows no tools: calls become their JSON
+/// text, and `instruction` joins the system message (one is added if
+/// there is none).
+fn without_tools(messages: &[Message], instruction: Option<&str>) -> Vec<Message> {
+    let mut out: Vec<Message> = messages
+        .iter()
+        .map(|m| {
+            let mut m = m.clone();
+            if let Some(calls) = m.tool_calls.take() {
+                let written: Vec<String> = calls
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| {
+                        let f = c.get("function").unwrap_or(c);
+                        serde_json::json!({ "name": f["name"], "arguments": f["arguments"] })
+                            .to_string()
+                    })
+                    .collect();
+                if !written.is_empty() {
+                    m.content = match written.as_slice() {
+                        [one] => one.clone(),
+                        many => format!("[{}]", many.join(", ")),
+                    };
+                }
+            }
+            m
+        })
+        .collect();
+    if let Some(instruction) = instruction {
+        match out.first_mut() {
+            Some(first) if first.role == "system" => {
+                first.content = format!("{}\n\n{instruction}", first.content);
+            }
+            _ => out.insert(0, Message::new("system", instruction)),
+        }
+    }
+    out
 }
 
 fn gguf_in(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// `stop`: one text or several.
@@ -126,16 +126,72 @@ pub struct ChatRequest {
     pub messages: Vec<WireMessage>,
     /// Tool definitions.
     #[serde(default)]
-    pub tools: Option<Value>,
-    /// `none`, `auto`, `required` or a function.
+    pub tools: Option<Vec<ToolDef>>,
+    /// `none`, `auto`, `required` or `{"type": "function", "function":
+    /// {"name": ...}}`.
     #[serde(default)]
     pub tool_choice: Option<Value>,
-    /// `{"type": "text" | "json_object" | "json_schema", ...}`.
+    /// Whether several calls may come in one answer (default true).
     #[serde(default)]
-    pub response_format: Option<Value>,
+    pub parallel_tool_calls: Option<bool>,
+    /// The answer's format.
+    #[serde(default)]
+    pub response_format: Option<ResponseFormat>,
     /// Sampling and streaming.
     #[serde(flatten)]
     pub sampling: Sampling,
+}
+
+/// A tool the model may call.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ToolDef {
+    /// Always `function`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The function.
+    pub function: FunctionDef,
+}
+
+/// A function the model may call.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct FunctionDef {
+    /// Its name.
+    pub name: String,
+    /// What it does, for the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The JSON Schema of its arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Value>,
+}
+
+/// `response_format`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponseFormat {
+    /// Free text.
+    Text,
+    /// Any JSON object.
+    JsonObject,
+    /// JSON following a schema.
+    JsonSchema {
+        /// The schema and its name.
+        json_schema: JsonSchemaFormat,
+    },
+}
+
+/// `response_format.json_schema`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct JsonSchemaFormat {
+    /// The schema's name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The schema (absent: any JSON).
+    #[serde(default)]
+    pub schema: Option<Value>,
+    /// Always honoured: the answer is constrained.
+    #[serde(default)]
+    pub strict: Option<bool>,
 }
 
 /// `prompt`: a text, or a list of one.
@@ -170,12 +226,39 @@ pub fn usage(prompt: usize, cached: usize, completion: usize) -> Value {
     })
 }
 
+/// An assistant message with text.
+pub fn assistant_text(text: &str) -> Value {
+    json!({ "role": "assistant", "content": text })
+}
+
+/// Tool calls in OpenAI's shape: (id, name, arguments) each; the
+/// arguments are sent as JSON text.
+pub fn tool_calls(calls: &[(String, String, Value)]) -> Value {
+    calls
+        .iter()
+        .enumerate()
+        .map(|(index, (id, name, arguments))| {
+            json!({
+                "index": index,
+                "id": id,
+                "type": "function",
+                "function": { "name": name, "arguments": arguments.to_string() },
+            })
+        })
+        .collect()
+}
+
+/// An assistant message with tool calls.
+pub fn assistant_tool_calls(calls: &[(String, String, Value)]) -> Value {
+    json!({ "role": "assistant", "content": null, "tool_calls": tool_calls(calls) })
+}
+
 /// A whole chat completion.
 pub fn chat_completion(
     id: &str,
     model: &str,
     created: u64,
-    text: &str,
+    message: Value,
     finish: &str,
     usage: Value,
 ) -> Value {
@@ -186,7 +269,7 @@ pub fn chat_completion(
         "model": model,
         "choices": [{
             "index": 0,
-            "message": { "role": "assistant", "content": text },
+            "message": message,
             "finish_reason": finish,
             "logprobs": null,
         }],

@@ -5,23 +5,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
+mod common;
+
+use common::gguf;
 
 use athena_llm::engine::model::Model;
 use athena_llm::engine::tokenizer::Tokenizer;
 use candle_core::{Device, Tensor};
-
-fn gguf(name: &str) -> PathBuf {
-    let dir = athena_models::Store::from_env()
-        .unwrap()
-        .ensure(name)
-        .unwrap_or_else(|e| panic!("cannot get {name}: {e}"));
-    std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "gguf"))
-        .unwrap()
-}
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());

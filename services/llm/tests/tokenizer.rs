@@ -4,8 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Instant;
 
@@ -56,17 +57,7 @@ fn golden(name: &str) -> &'static GoldenModel {
     GOLDEN.models.iter().find(|m| m.name == name).unwrap()
 }
 
-fn gguf(name: &str) -> PathBuf {
-    let dir = athena_models::Store::from_env()
-        .unwrap()
-        .ensure(name)
-        .unwrap_or_else(|e| panic!("cannot get {name}: {e}"));
-    std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "gguf"))
-        .unwrap()
-}
+use common::gguf;
 
 fn content(name: &str) -> Content {
     let mut file = std::fs::File::open(gguf(name)).unwrap();

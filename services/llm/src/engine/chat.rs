@@ -57,6 +57,7 @@ impl Message {
 #[derive(Debug)]
 pub struct ChatTemplate {
     env: Environment<'static>,
+    tools: bool,
     bos: String,
     eos: String,
 }
@@ -119,9 +120,15 @@ impl ChatTemplate {
             .map_err(|e| ChatError::Invalid(e.to_string()))?;
         Ok(Self {
             env,
+            tools: source.contains("tools"),
             bos: bos.to_owned(),
             eos: eos.to_owned(),
         })
+    }
+
+    /// Whether the template renders the tools it is given.
+    pub fn renders_tools(&self) -> bool {
+        self.tools
     }
 
     /// The prompt for `messages`, ending where the assistant's reply begins.

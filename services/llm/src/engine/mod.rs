@@ -3,6 +3,8 @@
 //! requests.
 
 pub mod chat;
+pub mod grammar;
+pub mod json_schema;
 pub mod model;
 pub mod sampler;
 pub mod scheduler;

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
+use super::grammar::{Grammar, Matcher, TokenSet};
 use super::model::{Cache, Model, ModelError};
 use super::sampler::{Sampler, SamplingParams};
 use super::tokenizer::Tokenizer;
@@ -45,6 +46,8 @@ pub struct Job {
     pub sampling: SamplingParams,
     /// Texts that end the answer (not included in it).
     pub stop: Vec<String>,
+    /// The grammar the answer must follow, if any.
+    pub grammar: Option<Arc<Grammar>>,
     /// When to give up.
     pub deadline: Instant,
 }
@@ -160,6 +163,7 @@ impl Scheduler {
             active: VecDeque::new(),
             prefixes: Vec::new(),
             clock: 0,
+            tokens: None,
         };
         let spawned = std::thread::Builder::new()
             .name("llm-scheduler".into())
@@ -231,6 +235,7 @@ struct Sequence {
     cached_tokens: usize,
     generated: Vec<u32>,
     sampler: Sampler,
+    matcher: Option<Matcher>,
     text: TextOut,
     first_token: bool,
 }
@@ -249,6 +254,8 @@ struct Worker {
     active: VecDeque<Sequence>,
     prefixes: Vec<Prefix>,
     clock: u64,
+    /// The vocabulary as grammars see it, made on first use.
+    tokens: Option<Arc<TokenSet>>,
 }
 
 impl Worker {
@@ -321,6 +328,7 @@ impl Worker {
         metrics::counter!("llm_prompt_tokens_total").increment(prompt.len() as u64);
         metrics::counter!("llm_prompt_tokens_cached_total").increment(cached as u64);
         let sampler = Sampler::new(s.job.sampling.clone());
+        let matcher = s.job.grammar.clone().map(Matcher::new);
         let text = TextOut::new(s.job.stop.clone());
         self.active.push_back(Sequence {
             cache,
@@ -328,12 +336,29 @@ impl Worker {
             cached_tokens: cached,
             generated: Vec::new(),
             sampler,
+            matcher,
             text,
             first_token: true,
             job: s.job,
             events: s.events,
             submitted: s.submitted,
         });
+    }
+
+    fn token_set(&mut self) -> Arc<TokenSet> {
+        let tokenizer = &self.tokenizer;
+        self.tokens
+            .get_or_insert_with(|| {
+                let end = (0..tokenizer.vocab_size() as u32)
+                    .filter(|&t| tokenizer.is_end_of_generation(t))
+                    .collect();
+                Arc::new(TokenSet::new(
+                    tokenizer.vocab_size(),
+                    |t| Some(tokenizer.token_bytes(t).into_owned()),
+                    end,
+                ))
+            })
+            .clone()
     }
 
     fn remember(&mut self, seq: &Sequence) {
@@ -405,7 +430,27 @@ impl Worker {
             .chain(&seq.generated[seq.generated.len().saturating_sub(window)..])
             .copied()
             .collect();
-        let token = seq.sampler.sample(&mut logits, &recent, &seq.generated);
+        let token = match seq.matcher.as_ref() {
+            None => seq.sampler.sample(&mut logits, &recent, &seq.generated),
+            Some(matcher) => {
+                let tokens = self.token_set();
+                let history = History {
+                    recent: &recent,
+                    generated: &seq.generated,
+                };
+                match constrained(
+                    &mut seq.sampler,
+                    matcher,
+                    &tokens,
+                    &self.tokenizer,
+                    &mut logits,
+                    &history,
+                ) {
+                    Some(t) => t,
+                    None => return fail_grammar(seq),
+                }
+            }
+        };
         if seq.first_token {
             seq.first_token = false;
             metrics::histogram!("llm_time_to_first_token_seconds")
@@ -416,11 +461,16 @@ impl Worker {
             return finish(seq, FinishReason::Stop);
         }
         seq.generated.push(token);
-        let (text, stopped) = seq.text.push(&self.tokenizer.token_bytes(token));
+        let bytes = self.tokenizer.token_bytes(token);
+        let complete = seq.matcher.as_mut().is_some_and(|m| {
+            m.advance(&bytes);
+            m.must_end()
+        });
+        let (text, stopped) = seq.text.push(&bytes);
         if !text.is_empty() && seq.events.send(Event::Text(text)).is_err() {
             return cancelled();
         }
-        if stopped {
+        if stopped || complete {
             return finish(seq, FinishReason::Stop);
         }
         if seq.generated.len() >= seq.job.max_tokens || seq.cache.len() + 1 >= self.model.context()
@@ -429,6 +479,53 @@ impl Worker {
         }
         Step::Continue
     }
+}
+
+/// What the penalties look at.
+struct History<'a> {
+    recent: &'a [u32],
+    generated: &'a [u32],
+}
+
+/// The next token under a grammar: the sampler's choice when the grammar
+/// allows it, else a choice among the tokens it allows (`None` if none).
+fn constrained(
+    sampler: &mut Sampler,
+    matcher: &Matcher,
+    tokens: &TokenSet,
+    tokenizer: &Tokenizer,
+    logits: &mut [f32],
+    history: &History<'_>,
+) -> Option<u32> {
+    let mut trial = logits.to_vec();
+    let token = sampler.sample(&mut trial, history.recent, history.generated);
+    if matcher.allows(tokens, token, &tokenizer.token_bytes(token)) {
+        return Some(token);
+    }
+    metrics::counter!("llm_grammar_masks_total").increment(1);
+    let mask = matcher.allowed(tokens);
+    if !mask.iter().any(|&ok| ok) {
+        return None;
+    }
+    for (l, ok) in logits.iter_mut().zip(&mask) {
+        if !ok {
+            *l = f32::NEG_INFINITY;
+        }
+    }
+    let token = sampler.sample(logits, history.recent, history.generated);
+    // Penalties can push every allowed logit to -inf; stay in the grammar.
+    Some(if mask.get(token as usize) == Some(&true) {
+        token
+    } else {
+        mask.iter().position(|&ok| ok).unwrap_or_default() as u32
+    })
+}
+
+fn fail_grammar(seq: &Sequence) -> Step {
+    let _ = seq.events.send(Event::Failed(EngineError::Internal(
+        "no token continues the required format".into(),
+    )));
+    Step::Finished
 }
 
 /// The listener has gone: the sequence is dropped and its place freed.
