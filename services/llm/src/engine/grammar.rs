@@ -5,8 +5,9 @@
 //! alternative is a sequence of byte sets and rule references. The matcher
 //! keeps every way the bytes so far can be read (a set of stacks, as
 //! llama.cpp's grammar sampler does); a byte is accepted when some stack's
-//! next element admits it. Stacks are persistent lists, so a step shares
-//! everything below the top.
+//! next element admits it. Stacks and sets of stacks are interned, which
+//! makes the matcher a deterministic automaton built as it is used: each
+//! transition is worked out once per answer.
 //!
 //! The sampler asks twice at most per token: the token it chose is checked
 //! first (cheap, and right almost always); only when that token breaks the
@@ -15,6 +16,7 @@
 //! distribution after a rejection gives exactly the constrained
 //! distribution, so nothing is lost by the shortcut.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A set of bytes.
@@ -178,7 +180,7 @@ pub struct Grammar {
 }
 
 /// Where a stack is: the next element of one alternative.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Pos {
     rule: RuleId,
     alt: u32,
@@ -194,128 +196,168 @@ impl Pos {
     }
 }
 
-#[derive(Debug)]
-struct Frame {
-    pos: Pos,
-    below: Stack,
-}
-
-/// What is left to match; `None` when the answer may end here.
-type Stack = Option<Arc<Frame>>;
-
-/// Deeper than any grammar we build; a guard against a left-recursive one.
-const MAX_EXPANSION_DEPTH: usize = 512;
-
-fn same(a: &Stack, b: &Stack) -> bool {
-    match (a, b) {
-        (None, None) => true,
-        (Some(x), Some(y)) => {
-            Arc::ptr_eq(x, y)
-                || (x.pos == y.pos
-                    && match (&x.below, &y.below) {
-                        (None, None) => true,
-                        (Some(p), Some(q)) => Arc::ptr_eq(p, q),
-                        _ => false,
-                    })
-        }
-        _ => false,
-    }
-}
-
 impl Grammar {
     fn seq(&self, pos: Pos) -> &[Elem] {
         &self.rules[pos.rule as usize][pos.alt as usize]
     }
+}
+
+/// An interned stack frame: a position and the frame below it.
+type FrameId = u32;
+
+/// What is left to match; `None` when the answer may end here.
+type Stack = Option<FrameId>;
+
+/// An interned set of stacks: where the answer is.
+type StateId = u32;
+
+/// A transition not yet worked out.
+const UNKNOWN: u32 = u32::MAX;
+/// No stack admits the byte.
+const DEAD: u32 = u32::MAX - 1;
+
+/// Deeper than any grammar we build; a guard against a left-recursive one.
+const MAX_EXPANSION_DEPTH: usize = 512;
+
+/// States whose transitions are remembered; past this they are worked out
+/// each time (a guard for grammars with unbounded nesting).
+const MAX_REMEMBERED: usize = 50_000;
+
+#[derive(Debug, Clone)]
+struct State {
+    stacks: Box<[Stack]>,
+    /// Transitions by byte, made on first use.
+    next: Option<Box<[u32; 256]>>,
+}
+
+/// The grammar as a deterministic automaton, built lazily: frames and
+/// sets of stacks are interned, so equal states are one state, and each
+/// transition is worked out once. Inside a string every character leads
+/// back to the same state, so walking the vocabulary there costs a table
+/// look-up per byte.
+#[derive(Debug, Clone, Default)]
+struct Dfa {
+    frames: Vec<(Pos, Stack)>,
+    frame_ids: HashMap<(Pos, Stack), FrameId>,
+    states: Vec<State>,
+    state_ids: HashMap<Box<[Stack]>, StateId>,
+}
+
+impl Dfa {
+    fn frame(&mut self, pos: Pos, below: Stack) -> FrameId {
+        if let Some(&id) = self.frame_ids.get(&(pos, below)) {
+            return id;
+        }
+        let id = self.frames.len() as FrameId;
+        self.frames.push((pos, below));
+        self.frame_ids.insert((pos, below), id);
+        id
+    }
+
+    fn state(&mut self, mut stacks: Vec<Stack>) -> u32 {
+        if stacks.is_empty() {
+            return DEAD;
+        }
+        stacks.sort_unstable();
+        stacks.dedup();
+        let stacks = stacks.into_boxed_slice();
+        if let Some(&id) = self.state_ids.get(&stacks) {
+            return id;
+        }
+        let id = self.states.len() as StateId;
+        self.state_ids.insert(stacks.clone(), id);
+        self.states.push(State { stacks, next: None });
+        id
+    }
 
     /// Adds to `out` every stack `stack` can be read as whose top is a
     /// byte set (or that is empty).
-    fn expand(&self, stack: Stack, out: &mut Vec<Stack>, depth: usize) {
+    fn expand(&mut self, g: &Grammar, stack: Stack, out: &mut Vec<Stack>, depth: usize) {
         if depth > MAX_EXPANSION_DEPTH {
             return;
         }
-        let Some(frame) = &stack else {
-            if !out.iter().any(Option::is_none) {
-                out.push(None);
-            }
+        let Some(frame) = stack else {
+            out.push(None);
             return;
         };
-        let pos = frame.pos;
-        let seq = self.seq(pos);
+        let (pos, below) = self.frames[frame as usize];
+        let seq = g.seq(pos);
         match seq.get(pos.idx as usize) {
-            None => self.expand(frame.below.clone(), out, depth + 1),
-            Some(Elem::Bytes(_)) => {
-                if !out.iter().any(|s| same(s, &stack)) {
-                    out.push(stack);
-                }
-            }
+            None => self.expand(g, below, out, depth + 1),
+            Some(Elem::Bytes(_)) => out.push(stack),
             Some(&Elem::Rule(rule)) => {
                 // What follows the rule; nothing when it ends the
                 // alternative, so repetition does not grow the stack.
                 let after = if pos.idx as usize + 1 == seq.len() {
-                    frame.below.clone()
+                    below
                 } else {
-                    Some(Arc::new(Frame {
-                        pos: pos.next(),
-                        below: frame.below.clone(),
-                    }))
+                    Some(self.frame(pos.next(), below))
                 };
-                for alt in 0..self.rules[rule as usize].len() {
-                    let start = Some(Arc::new(Frame {
-                        pos: Pos {
-                            rule,
-                            alt: alt as u32,
-                            idx: 0,
-                        },
-                        below: after.clone(),
-                    }));
-                    self.expand(start, out, depth + 1);
+                for alt in 0..g.rules[rule as usize].len() {
+                    let pos = Pos {
+                        rule,
+                        alt: alt as u32,
+                        idx: 0,
+                    };
+                    let start = self.frame(pos, after);
+                    self.expand(g, Some(start), out, depth + 1);
                 }
             }
         }
     }
 
-    fn start(&self) -> Vec<Stack> {
+    fn start(&mut self, g: &Grammar) -> u32 {
         let mut out = Vec::new();
-        for alt in 0..self.rules[self.root as usize].len() {
-            let start = Some(Arc::new(Frame {
-                pos: Pos {
-                    rule: self.root,
-                    alt: alt as u32,
-                    idx: 0,
-                },
-                below: None,
-            }));
-            self.expand(start, &mut out, 0);
+        for alt in 0..g.rules[g.root as usize].len() {
+            let pos = Pos {
+                rule: g.root,
+                alt: alt as u32,
+                idx: 0,
+            };
+            let start = self.frame(pos, None);
+            self.expand(g, Some(start), &mut out, 0);
         }
-        out
+        self.state(out)
     }
 
-    /// The stacks after `byte`; empty when no stack admits it.
-    fn step(&self, stacks: &[Stack], byte: u8) -> Vec<Stack> {
+    /// The state after `byte`, or [`DEAD`].
+    fn step(&mut self, g: &Grammar, state: StateId, byte: u8) -> u32 {
+        let s = state as usize;
+        if let Some(next) = &self.states[s].next
+            && next[usize::from(byte)] != UNKNOWN
+        {
+            return next[usize::from(byte)];
+        }
         let mut out = Vec::new();
-        for frame in stacks.iter().flatten() {
-            if let Some(Elem::Bytes(set)) = self.seq(frame.pos).get(frame.pos.idx as usize)
+        for i in 0..self.states[s].stacks.len() {
+            let Some(frame) = self.states[s].stacks[i] else {
+                continue;
+            };
+            let (pos, below) = self.frames[frame as usize];
+            if let Some(Elem::Bytes(set)) = g.seq(pos).get(pos.idx as usize)
                 && set.contains(byte)
             {
-                let advanced = Some(Arc::new(Frame {
-                    pos: frame.pos.next(),
-                    below: frame.below.clone(),
-                }));
-                self.expand(advanced, &mut out, 0);
+                let advanced = self.frame(pos.next(), below);
+                self.expand(g, Some(advanced), &mut out, 0);
             }
         }
-        out
+        let next = self.state(out);
+        if s < MAX_REMEMBERED {
+            self.states[s]
+                .next
+                .get_or_insert_with(|| Box::new([UNKNOWN; 256]))[usize::from(byte)] = next;
+        }
+        next
     }
 
-    fn walk(&self, stacks: &[Stack], bytes: &[u8]) -> Option<Vec<Stack>> {
-        let mut now = stacks.to_vec();
+    fn walk(&mut self, g: &Grammar, mut state: StateId, bytes: &[u8]) -> u32 {
         for &b in bytes {
-            now = self.step(&now, b);
-            if now.is_empty() {
-                return None;
+            state = self.step(g, state, b);
+            if state == DEAD {
+                break;
             }
         }
-        Some(now)
+        state
     }
 }
 
@@ -362,44 +404,58 @@ impl TokenSet {
 #[derive(Debug, Clone)]
 pub struct Matcher {
     grammar: Arc<Grammar>,
-    stacks: Vec<Stack>,
+    dfa: Dfa,
+    state: StateId,
 }
 
 impl Matcher {
     /// At the start of an answer.
     pub fn new(grammar: Arc<Grammar>) -> Self {
-        let stacks = grammar.start();
-        Self { grammar, stacks }
+        let mut dfa = Dfa::default();
+        let state = dfa.start(&grammar);
+        Self {
+            grammar,
+            dfa,
+            state,
+        }
     }
 
     /// Whether `bytes` may come next.
-    pub fn accepts(&self, bytes: &[u8]) -> bool {
-        !bytes.is_empty() && self.grammar.walk(&self.stacks, bytes).is_some()
+    pub fn accepts(&mut self, bytes: &[u8]) -> bool {
+        self.state != DEAD
+            && !bytes.is_empty()
+            && self.dfa.walk(&self.grammar, self.state, bytes) != DEAD
     }
 
     /// Takes `bytes`; false (and no change) when they break the grammar.
     pub fn advance(&mut self, bytes: &[u8]) -> bool {
-        match self.grammar.walk(&self.stacks, bytes) {
-            Some(stacks) if !bytes.is_empty() => {
-                self.stacks = stacks;
-                true
-            }
-            _ => false,
+        if !self.accepts(bytes) {
+            return false;
         }
+        self.state = self.dfa.walk(&self.grammar, self.state, bytes);
+        true
+    }
+
+    fn stacks(&self) -> &[Stack] {
+        self.dfa
+            .states
+            .get(self.state as usize)
+            .map(|s| &*s.stacks)
+            .unwrap_or_default()
     }
 
     /// Whether the answer may end here.
     pub fn can_end(&self) -> bool {
-        self.stacks.iter().any(Option::is_none)
+        self.stacks().iter().any(Option::is_none)
     }
 
     /// Whether the answer is complete and nothing may follow.
     pub fn must_end(&self) -> bool {
-        self.stacks.iter().all(Option::is_none)
+        self.stacks().iter().all(Option::is_none)
     }
 
     /// Whether `token` may come next (an end token when the answer may end).
-    pub fn allows(&self, tokens: &TokenSet, token: u32, bytes: &[u8]) -> bool {
+    pub fn allows(&mut self, tokens: &TokenSet, token: u32, bytes: &[u8]) -> bool {
         if tokens.end.contains(&token) {
             self.can_end()
         } else {
@@ -408,7 +464,7 @@ impl Matcher {
     }
 
     /// Which tokens may come next, as a mask over the vocabulary.
-    pub fn allowed(&self, tokens: &TokenSet) -> Vec<bool> {
+    pub fn allowed(&mut self, tokens: &TokenSet) -> Vec<bool> {
         let mut mask = vec![false; tokens.vocab];
         if self.can_end() {
             for &t in &tokens.end {
@@ -417,9 +473,12 @@ impl Matcher {
                 }
             }
         }
-        // states[d]: the stacks after the first d bytes of the current
+        if self.state == DEAD {
+            return mask;
+        }
+        // states[d]: the state after the first d bytes of the current
         // token; shorter than the token when it died on the way.
-        let mut states: Vec<Vec<Stack>> = vec![self.stacks.clone()];
+        let mut states: Vec<StateId> = vec![self.state];
         for ((bytes, id), &shared) in tokens.tokens.iter().zip(&tokens.shared) {
             if states.len() <= shared {
                 // The previous token died within the prefix this one shares.
@@ -427,9 +486,9 @@ impl Matcher {
             }
             states.truncate(shared + 1);
             while states.len() <= bytes.len() {
-                let last = states.last().map(Vec::as_slice).unwrap_or_default();
-                let next = self.grammar.step(last, bytes[states.len() - 1]);
-                if next.is_empty() {
+                let last = states[states.len() - 1];
+                let next = self.dfa.step(&self.grammar, last, bytes[states.len() - 1]);
+                if next == DEAD {
                     break;
                 }
                 states.push(next);
@@ -499,19 +558,19 @@ mod tests {
             vec![eos],
         );
         let mut m = Matcher::new(grammar());
-        let allowed = |m: &Matcher| -> Vec<u32> {
+        let allowed = |m: &mut Matcher| -> Vec<u32> {
             let mask = m.allowed(&tokens);
             (0..mask.len() as u32)
                 .filter(|&i| mask[i as usize])
                 .collect()
         };
         // "abc" ends inside "cd": allowed, the d may follow.
-        assert_eq!(allowed(&m), vec![0, 1, 2, 3]);
+        assert_eq!(allowed(&mut m), vec![0, 1, 2, 3]);
         assert!(m.advance(b"a"));
         // b, cd, c, !, bb!; "d!" needs a c first.
-        assert_eq!(allowed(&m), vec![4, 5, 6, 8, 11]);
+        assert_eq!(allowed(&mut m), vec![4, 5, 6, 8, 11]);
         assert!(m.advance(b"!"));
-        assert_eq!(allowed(&m), vec![eos]);
+        assert_eq!(allowed(&mut m), vec![eos]);
         for id in 0..vocab.len() as u32 {
             assert!(
                 !m.allows(&tokens, id, vocab[id as usize]),

@@ -430,7 +430,7 @@ impl Worker {
             .chain(&seq.generated[seq.generated.len().saturating_sub(window)..])
             .copied()
             .collect();
-        let token = match seq.matcher.as_ref() {
+        let token = match seq.matcher.as_mut() {
             None => seq.sampler.sample(&mut logits, &recent, &seq.generated),
             Some(matcher) => {
                 let tokens = self.token_set();
@@ -491,7 +491,7 @@ struct History<'a> {
 /// allows it, else a choice among the tokens it allows (`None` if none).
 fn constrained(
     sampler: &mut Sampler,
-    matcher: &Matcher,
+    matcher: &mut Matcher,
     tokens: &TokenSet,
     tokenizer: &Tokenizer,
     logits: &mut [f32],
