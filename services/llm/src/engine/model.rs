@@ -16,7 +16,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor, ggml_file, gguf_file};
-use candle_core::{DType, Device, Module, Tensor};
+
+use super::linear::Linear;
+use candle_core::{DType, Device, Tensor};
 
 /// Why a model could not be loaded or run.
 #[derive(Debug, thiserror::Error)]
@@ -218,10 +220,10 @@ impl Hyper {
 #[derive(Debug)]
 struct Block {
     attn_norm: Tensor,
-    q: QMatMul,
-    k: QMatMul,
-    v: QMatMul,
-    o: QMatMul,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
     q_bias: Option<Tensor>,
     k_bias: Option<Tensor>,
     v_bias: Option<Tensor>,
@@ -230,9 +232,9 @@ struct Block {
     post_attn_norm: Option<Tensor>,
     ffn_norm: Tensor,
     post_ffn_norm: Option<Tensor>,
-    gate: QMatMul,
-    up: QMatMul,
-    down: QMatMul,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
     /// Index into [`Model::ropes`].
     rope: usize,
     window: Option<usize>,
@@ -279,7 +281,7 @@ pub struct Model {
     embed_scale: Option<f64>,
     blocks: Vec<Block>,
     norm: Tensor,
-    output: QMatMul,
+    output: Linear,
     ropes: Vec<Rope>,
 }
 
@@ -391,7 +393,7 @@ impl Model {
         };
         let embeddings = Arc::new(tensor("token_embd.weight", &Device::Cpu)?);
         let dense = |t: QTensor| t.dequantize(device).map_err(malformed);
-        let matmul = |t: QTensor| QMatMul::from_qtensor(t).map_err(malformed);
+        let matmul = |t: QTensor| Linear::new(t).map_err(malformed);
         let has = |name: &str| content.tensor_infos.contains_key(name);
 
         let mut ropes = vec![Rope::new(hyper.rope_base, hyper.head_dim, context, device)?];
@@ -449,7 +451,7 @@ impl Model {
         let output = if has("output.weight") {
             matmul(tensor("output.weight", device)?)?
         } else if device.is_cpu() {
-            QMatMul::from_arc(embeddings.clone()).map_err(malformed)?
+            Linear::Candle(QMatMul::from_arc(embeddings.clone()).map_err(malformed)?)
         } else {
             matmul(tensor("token_embd.weight", device)?)?
         };
@@ -620,7 +622,7 @@ impl Model {
         let hy = &self.hyper;
         let (_, n, _) = x.dims3()?;
         let project =
-            |m: &QMatMul, bias: &Option<Tensor>, heads: usize| -> candle_core::Result<Tensor> {
+            |m: &Linear, bias: &Option<Tensor>, heads: usize| -> candle_core::Result<Tensor> {
                 let y = m.forward(x)?;
                 let y = match bias {
                     Some(b) => y.broadcast_add(b)?,
