@@ -196,8 +196,10 @@ struct Streaming {
     player: Player,
 }
 
+/// What came first: an event from the client (boxed: events are large) or
+/// the next piece of speech.
 enum Next {
-    Event(Option<Event>),
+    Event(Option<Box<Event>>),
     Speech(Option<Result<SpeechSegment, ApiError>>),
 }
 
@@ -213,14 +215,14 @@ impl Handler for TtsEndpoint {
                             conn.send(Error::new(e.code(), e.to_string())).await?;
                             continue;
                         }
-                        other => other?,
+                        other => other?.map(Box::new),
                     }),
                     segment = speech.next() => Next::Speech(segment),
                 },
-                None => Next::Event(conn.next_valid_event().await?),
+                None => Next::Event(conn.next_valid_event().await?.map(Box::new)),
             };
             let event = match next {
-                Next::Event(Some(event)) => event,
+                Next::Event(Some(event)) => *event,
                 Next::Event(None) => return Ok(()),
                 Next::Speech(segment) => {
                     if let Some(s) = streaming.as_mut() {
