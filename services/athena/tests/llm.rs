@@ -82,6 +82,11 @@ fn openai_clients_chat_and_complete() {
         )["content"]
             .clone()
     };
+    // The first request computes the prompt whole; later ones take all but
+    // its last token from the prefix cache, whose float rounding differs a
+    // little (other kernels for one row than for many). Compare requests
+    // made the same way: after a first one.
+    let _ = sampled("1");
     let a = sampled("42");
     assert_eq!(a, sampled("42"));
     assert_ne!(a, sampled("7"));

@@ -169,20 +169,10 @@ mod tests {
             let theirs = QMatMul::from_qtensor(q).unwrap();
             for m in [1, 7] {
                 let x = Tensor::randn(0f32, 1.0, (1, m, cols), &device).unwrap();
-                let a: Vec<f32> = ours
-                    .forward(&x)
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1()
-                    .unwrap();
-                let b: Vec<f32> = theirs
-                    .forward(&x)
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1()
-                    .unwrap();
+                let flat = |t: candle_core::Result<Tensor>| -> Vec<f32> {
+                    t.unwrap().flatten_all().unwrap().to_vec1().unwrap()
+                };
+                let (a, b) = (flat(ours.forward(&x)), flat(theirs.forward(&x)));
                 assert_eq!(a.len(), m * rows);
                 for (i, (a, b)) in a.iter().zip(&b).enumerate() {
                     assert!(
