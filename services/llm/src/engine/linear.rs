@@ -157,7 +157,7 @@ mod tests {
     #[test]
     fn products_agree_with_candle() {
         let device = Device::Cpu;
-        let (rows, cols) = (40, 96);
+        let (rows, cols) = (40, 128);
         let w = Tensor::randn(0f32, 1.0, (rows, cols), &device).unwrap();
         for dtype in [GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q5_1] {
             let q = QTensor::quantize(&w, dtype).unwrap();
