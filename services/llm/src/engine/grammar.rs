@@ -429,10 +429,14 @@ impl Matcher {
 
     /// Takes `bytes`; false (and no change) when they break the grammar.
     pub fn advance(&mut self, bytes: &[u8]) -> bool {
-        if !self.accepts(bytes) {
+        if self.state == DEAD || bytes.is_empty() {
             return false;
         }
-        self.state = self.dfa.walk(&self.grammar, self.state, bytes);
+        let next = self.dfa.walk(&self.grammar, self.state, bytes);
+        if next == DEAD {
+            return false;
+        }
+        self.state = next;
         true
     }
 
