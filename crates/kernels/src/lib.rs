@@ -1,20 +1,41 @@
-//! Dot products of GGML quantized weight blocks with 8-bit activations, in
-//! AVX2, for the formats candle only runs as scalar loops: Q4_1 (SmolLM2's
-//! GGUF), Q5_0 and Q5_1 (what k-quant files use for rows that are not a
-//! multiple of 256, e.g. Qwen2.5 0.5B's 896).
+//! Products of GGML quantized weight matrices with 8-bit activations, for
+//! the block formats small GGUF models carry and candle runs slowly: Q4_1
+//! (SmolLM2's file), Q5_0 and Q5_1 (what k-quant files use where a row is
+//! not a multiple of 256, e.g. Qwen2.5 0.5B's 896), and Q8_0 (the output
+//! matrix of most small models, whose rows candle only runs through its
+//! fast path when they are a multiple of 256).
+//!
+//! Two kernels, chosen once per CPU:
+//! - **AVX-512 VNNI** ([`Kernel::Avx512Vnni`]): the matrix is repacked at
+//!   load into tiles of 16 rows, interleaved so that one `vpdpbusd` adds 4
+//!   products to each of the 16 rows' sums, with no horizontal sums and the
+//!   scales read as vectors (the layout candle's and llama.cpp's repacked
+//!   kernels use). Several activation rows share each weight load, which is
+//!   what makes prompt processing fast.
+//! - **AVX2** ([`Kernel::Avx2`]): the GGML blocks as they are, four rows at
+//!   a time sharing the activations.
 //!
 //! Activations are quantized as candle quantizes them (blocks of 32, scale
 //! = max |x| / 127 rounded to f16, Q8_1's sum also rounded to f16), so a
 //! product here equals candle's up to the order of float additions.
 //!
-//! Safety: the kernels are `#[target_feature(enable = "avx2,fma")]`
-//! functions, whose intrinsics are safe to use inside them; blocks are read
-//! into registers with `bytemuck`. The one unsafe operation is calling
-//! them, done only after the CPU was found to have AVX2 and FMA.
+//! Safety: the kernels are `#[target_feature]` functions, whose intrinsics
+//! are safe to use inside them; bytes are read into registers with
+//! `bytemuck`. The one unsafe operation is calling them, done in
+//! [`Matrix::multiply`] only for a kernel the CPU was found to run.
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use half::f16;
 
-/// A block format with a kernel here.
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod tiles;
+
+/// A block format with kernels here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// 32 × 4 bits, scale and minimum.
@@ -23,6 +44,8 @@ pub enum Format {
     Q5_0,
     /// 32 × 5 bits, scale and minimum.
     Q5_1,
+    /// 32 × 8 bits, scale.
+    Q8_0,
 }
 
 impl Format {
@@ -32,27 +55,30 @@ impl Format {
             Self::Q4_1 => 20,
             Self::Q5_0 => 22,
             Self::Q5_1 => 24,
+            Self::Q8_0 => 34,
         }
     }
 
-    /// Whether activations carry their sum (formats with a minimum).
-    fn with_sum(self) -> bool {
-        self != Self::Q5_0
+    /// Whether blocks carry a minimum (multiplied by the activations' sum).
+    fn with_min(self) -> bool {
+        matches!(self, Self::Q4_1 | Self::Q5_1)
     }
 }
 
-/// 32 activations quantized to 8 bits: scale `d` and `s` = d × Σq (both
-/// f16-rounded, as candle's Q8_0 and Q8_1 blocks store them).
+/// 32 activations quantized to 8 bits: scale `d`, `s` = d × Σq (both
+/// f16-rounded, as candle's Q8_0 and Q8_1 blocks store them) and the exact
+/// integer sum.
 #[derive(Debug, Clone, Copy)]
 pub struct Q8 {
     d: f32,
     s: f32,
+    sum: i32,
     q: [i8; 32],
 }
 
 impl Q8 {
-    /// 32 activations, quantized for multiplying blocks of `format`.
-    pub fn quantize(xs: &[f32], format: Format) -> Self {
+    /// 32 activations.
+    pub fn quantize(xs: &[f32; 32]) -> Self {
         let amax = xs.iter().fold(0f32, |a, x| a.max(x.abs()));
         let d = amax / 127.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
@@ -63,59 +89,206 @@ impl Q8 {
             *q = (x * id).round() as i8;
             sum += i32::from(*q);
         }
-        let s = if format.with_sum() {
-            (f16::from_f32(sum as f32) * d16).to_f32()
-        } else {
-            0.0
-        };
         Self {
             d: d16.to_f32(),
-            s,
+            s: (f16::from_f32(sum as f32) * d16).to_f32(),
+            sum,
             q,
         }
     }
+
+    /// A row of activations, block by block (a last partial block is
+    /// left out: rows are a multiple of 32 long).
+    pub fn quantize_row(xs: &[f32]) -> Vec<Self> {
+        xs.as_chunks::<32>().0.iter().map(Self::quantize).collect()
+    }
 }
 
-/// Whether this CPU runs the kernels.
-pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *AVAILABLE.get_or_init(|| {
-            std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
+/// How products are computed on this CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// GGML blocks as stored, 4 rows at a time (AVX2 and FMA).
+    Avx2,
+    /// Tiles of 16 rows (AVX-512 F, BW and VNNI).
+    Avx512Vnni,
+}
+
+impl Kernel {
+    /// The fastest kernel this CPU runs, if any.
+    pub fn best() -> Option<Self> {
+        static BEST: std::sync::OnceLock<Option<Kernel>> = std::sync::OnceLock::new();
+        *BEST.get_or_init(|| {
+            [Self::Avx512Vnni, Self::Avx2]
+                .into_iter()
+                .find(|k| k.runs_here())
         })
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
+
+    /// Whether this CPU has what the kernel needs.
+    pub fn runs_here(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            match self {
+                Self::Avx2 => has!("avx2") && has!("fma"),
+                Self::Avx512Vnni => {
+                    has!("avx512f") && has!("avx512bw") && has!("avx512vnni") && has!("f16c")
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = self;
+            false
+        }
+    }
+
+    /// Rows of the matrix one unit of work covers.
+    fn rows_per_unit(self) -> usize {
+        match self {
+            Self::Avx2 => 4,
+            Self::Avx512Vnni => tiles::ROWS,
+        }
     }
 }
 
-/// `N` rows of weights (whole blocks of `format`, as many as `acts`) ·
-/// one row of quantized activations; four rows at a time is fastest.
-/// Panics when [`available`] is false.
-pub fn dot<const N: usize>(format: Format, rows: [&[u8]; N], acts: &[Q8]) -> [f32; N] {
-    assert!(available(), "AVX2 and FMA are needed");
-    for row in rows {
-        assert!(
-            row.len() >= acts.len() * format.block_bytes(),
-            "a row is short"
-        );
-    }
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[allow(unsafe_code)]
-        // SAFETY: the CPU has AVX2 and FMA (checked above), the only
-        // requirement of calling a function with those target features.
-        unsafe {
-            avx2::dot(format, rows, acts)
+/// A weight matrix (rows = outputs, in blocks of 32 columns) laid out for a
+/// kernel.
+#[derive(Debug)]
+pub struct Matrix {
+    format: Format,
+    kernel: Kernel,
+    rows: usize,
+    cols: usize,
+    /// GGML blocks row after row (AVX2), or tiles (AVX-512).
+    bytes: Vec<u8>,
+}
+
+impl Matrix {
+    /// `rows` × `cols` weights as GGML blocks of `format`, laid out for
+    /// `kernel`. `None` when the CPU cannot run it, `cols` is not a
+    /// multiple of 32 or `ggml` is not the size it should be.
+    pub fn new(
+        format: Format,
+        ggml: &[u8],
+        rows: usize,
+        cols: usize,
+        kernel: Kernel,
+    ) -> Option<Self> {
+        if !kernel.runs_here()
+            || cols == 0
+            || !cols.is_multiple_of(32)
+            || ggml.len() != rows * cols / 32 * format.block_bytes()
+        {
+            return None;
         }
+        let bytes = match kernel {
+            Kernel::Avx2 => ggml.to_vec(),
+            Kernel::Avx512Vnni => tiles::pack(format, ggml, rows, cols),
+        };
+        Some(Self {
+            format,
+            kernel,
+            rows,
+            cols,
+            bytes,
+        })
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = (format, rows, acts);
-        unreachable!("available() is false off x86-64")
+
+    /// Output rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Input columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The kernel it is laid out for.
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
+    /// Independent units of work, for spreading a product over threads.
+    pub fn units(&self) -> usize {
+        self.rows.div_ceil(self.kernel.rows_per_unit())
+    }
+
+    /// Multiplies `m` rows of activations (`acts`: `m` × cols/32 blocks,
+    /// row after row) by the matrix rows of `units`, storing the results
+    /// into `out` (`m` × [`Matrix::rows`], row-major; f32 bits, so that
+    /// threads can fill disjoint parts of it).
+    pub fn multiply(&self, acts: &[Q8], m: usize, units: Range<usize>, out: &[AtomicU32]) {
+        let per_row = self.cols / 32;
+        assert_eq!(acts.len(), m * per_row, "activations do not match");
+        assert!(out.len() >= m * self.rows, "the output is short");
+        assert!(units.end <= self.units(), "no such unit");
+        let store = |i: usize, j: usize, v: f32| {
+            out[i * self.rows + j].store(v.to_bits(), Ordering::Relaxed)
+        };
+        let act_row = |i: usize| &acts[i * per_row..(i + 1) * per_row];
+        #[cfg(target_arch = "x86_64")]
+        match self.kernel {
+            Kernel::Avx2 => {
+                let row_bytes = per_row * self.format.block_bytes();
+                let row = |j: usize| &self.bytes[j * row_bytes..(j + 1) * row_bytes];
+                for unit in units {
+                    let first = unit * 4;
+                    for i in 0..m {
+                        if first + 4 <= self.rows {
+                            let four = [row(first), row(first + 1), row(first + 2), row(first + 3)];
+                            #[allow(unsafe_code)]
+                            // SAFETY: `Matrix::new` checked the CPU runs the
+                            // kernel (AVX2 and FMA).
+                            let v = unsafe { avx2::dot(self.format, four, act_row(i)) };
+                            (0..4).for_each(|r| store(i, first + r, v[r]));
+                        } else {
+                            for j in first..self.rows {
+                                #[allow(unsafe_code)]
+                                // SAFETY: as above.
+                                let [v] = unsafe { avx2::dot(self.format, [row(j)], act_row(i)) };
+                                store(i, j, v);
+                            }
+                        }
+                    }
+                }
+            }
+            Kernel::Avx512Vnni => {
+                let tile_bytes = per_row * tiles::block_bytes(self.format);
+                for unit in units {
+                    let tile = &self.bytes[unit * tile_bytes..(unit + 1) * tile_bytes];
+                    let first = unit * tiles::ROWS;
+                    let live = (self.rows - first).min(tiles::ROWS);
+                    let keep = |i: usize, sums: &[f32; tiles::ROWS]| {
+                        for (r, &v) in sums[..live].iter().enumerate() {
+                            store(i, first + r, v);
+                        }
+                    };
+                    let mut i = 0;
+                    while i + 4 <= m {
+                        let four = [act_row(i), act_row(i + 1), act_row(i + 2), act_row(i + 3)];
+                        #[allow(unsafe_code)]
+                        // SAFETY: `Matrix::new` checked the CPU runs the
+                        // kernel (AVX-512 F, BW, VNNI and F16C).
+                        let sums = unsafe { avx512::tile(self.format, tile, four) };
+                        sums.iter().enumerate().for_each(|(k, s)| keep(i + k, s));
+                        i += 4;
+                    }
+                    for i in i..m {
+                        #[allow(unsafe_code)]
+                        // SAFETY: as above.
+                        let [sums] = unsafe { avx512::tile(self.format, tile, [act_row(i)]) };
+                        keep(i, &sums);
+                    }
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (units, store, act_row);
+            unreachable!("no kernel runs off x86-64")
+        }
     }
 }
 
@@ -123,234 +296,48 @@ fn f16_at(bytes: &[u8], at: usize) -> f32 {
     f16::from_le_bytes([bytes[at], bytes[at + 1]]).to_f32()
 }
 
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use std::arch::x86_64::*;
+/// One GGML block read out: scale, minimum and the 32 quants as unsigned
+/// bytes (Q5_0's value is the quant - 16, Q8_0's the quant - 128).
+struct Block {
+    d: f16,
+    m: f16,
+    q: [u8; 32],
+}
 
-    use super::{Format, Q8, f16_at};
-
-    #[target_feature(enable = "avx2,fma")]
-    fn load16(bytes: &[u8]) -> __m128i {
-        bytemuck::pod_read_unaligned(&bytes[..16])
-    }
-
-    /// 16 bytes of nibbles → 32 bytes: the low nibbles (weights 0–15), then
-    /// the high ones (16–31).
-    #[target_feature(enable = "avx2,fma")]
-    fn nibbles(qs: &[u8]) -> __m256i {
-        let low = load16(qs);
-        let high = _mm_srli_epi16::<4>(low);
-        _mm256_and_si256(_mm256_set_m128i(high, low), _mm256_set1_epi8(0x0F))
-    }
-
-    /// 32 bits → 32 bytes, all ones where the bit is set.
-    #[target_feature(enable = "avx2,fma")]
-    fn bits(x: u32) -> __m256i {
-        // Byte i gets byte i / 8 of x; then every bit but bit i % 8 is set,
-        // so the byte is all ones exactly when that bit was.
-        let spread = _mm256_set_epi64x(
-            0x0303_0303_0303_0303,
-            0x0202_0202_0202_0202,
-            0x0101_0101_0101_0101,
-            0,
-        );
-        let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(x as i32), spread);
-        let others = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe_u64 as i64);
-        _mm256_cmpeq_epi8(_mm256_or_si256(bytes, others), _mm256_set1_epi64x(-1))
-    }
-
-    /// Σ x·y of unsigned by signed bytes, as 8 partial sums.
-    #[target_feature(enable = "avx2,fma")]
-    fn dot_u8_i8(x: __m256i, y: __m256i) -> __m256 {
-        let pairs = _mm256_maddubs_epi16(x, y);
-        _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
-    }
-
-    /// Σ x·y of signed bytes (|x| ≤ 16 here), as 8 partial sums.
-    #[target_feature(enable = "avx2,fma")]
-    fn dot_i8_i8(x: __m256i, y: __m256i) -> __m256 {
-        dot_u8_i8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    fn sum(v: __m256) -> f32 {
-        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-        let s = _mm_hadd_ps(s, s);
-        _mm_cvtss_f32(_mm_hadd_ps(s, s))
-    }
-
-    /// Formats as constants, so each gets its own loop.
-    const Q4_1: u8 = 0;
-    const Q5_0: u8 = 1;
-    const Q5_1: u8 = 2;
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    fn read_q4_1(b: &[u8]) -> (__m256i, f32, f32) {
-        (nibbles(&b[4..20]), f16_at(b, 0), f16_at(b, 2))
-    }
-
-    /// value = (nibble | high bit << 4) - 16: where the high bit is clear,
-    /// setting the byte's top four bits makes it nibble - 16 as a signed
-    /// byte; where it is set, the nibble is the value.
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    fn read_q5_0(b: &[u8]) -> (__m256i, f32, f32) {
-        let high = bits(u32::from_le_bytes([b[2], b[3], b[4], b[5]]));
-        let clear = _mm256_andnot_si256(high, _mm256_set1_epi8(0xF0_u8 as i8));
-        (
-            _mm256_or_si256(nibbles(&b[6..22]), clear),
-            f16_at(b, 0),
-            0.0,
-        )
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    fn read_q5_1(b: &[u8]) -> (__m256i, f32, f32) {
-        let high = bits(u32::from_le_bytes([b[4], b[5], b[6], b[7]]));
-        let fifth = _mm256_and_si256(high, _mm256_set1_epi8(0x10));
-        (
-            _mm256_or_si256(nibbles(&b[8..24]), fifth),
-            f16_at(b, 0),
-            f16_at(b, 2),
-        )
-    }
-
-    /// `N` rows of weights · one row of activations: the activations are
-    /// loaded once per block for all rows, and the rows' sums are
-    /// independent, so their latencies overlap.
-    #[target_feature(enable = "avx2,fma")]
-    fn dot_rows<const F: u8, const N: usize>(rows: [&[u8]; N], acts: &[Q8]) -> [f32; N] {
-        let size = [20, 22, 24][usize::from(F)];
-        let mut acc = [_mm256_setzero_ps(); N];
-        let mut mins = [0f32; N];
-        let mut rows = rows.map(|r| r.chunks_exact(size));
-        for a in acts {
-            let y: __m256i = bytemuck::cast(a.q);
-            for r in 0..N {
-                let Some(b) = rows[r].next() else {
-                    continue;
-                };
-                let (x, d, m) = match F {
-                    Q4_1 => read_q4_1(b),
-                    Q5_0 => read_q5_0(b),
-                    _ => read_q5_1(b),
-                };
-                let products = if F == Q5_0 {
-                    dot_i8_i8(x, y)
-                } else {
-                    dot_u8_i8(x, y)
-                };
-                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * a.d), products, acc[r]);
-                mins[r] += m * a.s;
+impl Block {
+    fn read(format: Format, b: &[u8]) -> Self {
+        let d = f16::from_le_bytes([b[0], b[1]]);
+        let half = |at: usize| f16::from_le_bytes([b[at], b[at + 1]]);
+        let bits = |at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+        let (m, high, qs) = match format {
+            Format::Q4_1 => (half(2), 0, &b[4..20]),
+            Format::Q5_0 => (f16::ZERO, bits(2), &b[6..22]),
+            Format::Q5_1 => (half(2), bits(4), &b[8..24]),
+            Format::Q8_0 => {
+                let q = std::array::from_fn(|i| (b[2 + i] as i8 as i16 + 128) as u8);
+                return Self { d, m: f16::ZERO, q };
             }
-        }
-        std::array::from_fn(|r| sum(acc[r]) + mins[r])
+        };
+        let q = std::array::from_fn(|i| {
+            let nibble = if i < 16 {
+                qs[i] & 0x0F
+            } else {
+                qs[i - 16] >> 4
+            };
+            nibble | ((((high >> i) & 1) as u8) << 4)
+        });
+        Self { d, m, q }
     }
 
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) fn dot<const N: usize>(format: Format, rows: [&[u8]; N], acts: &[Q8]) -> [f32; N] {
+    /// What the unsigned quants are offset by.
+    fn offset(format: Format) -> i32 {
         match format {
-            Format::Q4_1 => dot_rows::<Q4_1, N>(rows, acts),
-            Format::Q5_0 => dot_rows::<Q5_0, N>(rows, acts),
-            Format::Q5_1 => dot_rows::<Q5_1, N>(rows, acts),
+            Format::Q5_0 => 16,
+            Format::Q8_0 => 128,
+            Format::Q4_1 | Format::Q5_1 => 0,
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Weights from the block layouts by hand, against a scalar reference
-    /// that reads the same bytes.
-    fn reference(format: Format, row: &[u8], acts: &[Q8]) -> f32 {
-        let mut total = 0f32;
-        for (b, a) in row.chunks_exact(format.block_bytes()).zip(acts) {
-            let d = f16_at(b, 0);
-            let (m, qh, qs) = match format {
-                Format::Q4_1 => (f16_at(b, 2), 0u32, &b[4..20]),
-                Format::Q5_0 => (0.0, u32::from_le_bytes([b[2], b[3], b[4], b[5]]), &b[6..22]),
-                Format::Q5_1 => (
-                    f16_at(b, 2),
-                    u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
-                    &b[8..24],
-                ),
-            };
-            let mut sumi = 0i32;
-            for i in 0..32 {
-                let nibble = if i < 16 {
-                    qs[i] & 0x0F
-                } else {
-                    qs[i - 16] >> 4
-                };
-                let high = if format == Format::Q4_1 {
-                    0
-                } else {
-                    ((qh >> i) & 1) << 4
-                };
-                let q = i32::from(nibble) | high as i32;
-                let q = if format == Format::Q5_0 { q - 16 } else { q };
-                sumi += q * i32::from(a.q[i]);
-            }
-            total += sumi as f32 * d * a.d + m * a.s;
-        }
-        total
-    }
-
-    /// A deterministic byte soup, with f16 fields kept finite.
-    fn blocks(format: Format, n: usize, seed: u32) -> Vec<u8> {
-        let mut state = seed;
-        let mut next = || {
-            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (state >> 24) as u8
-        };
-        let mut out = Vec::new();
-        for _ in 0..n {
-            let mut b: Vec<u8> = (0..format.block_bytes()).map(|_| next()).collect();
-            let d = f16::from_f32(0.01 + f32::from(b[0]) / 1000.0);
-            b[..2].copy_from_slice(&d.to_le_bytes());
-            if format != Format::Q5_0 {
-                let m = f16::from_f32(-0.05 + f32::from(b[2]) / 2000.0);
-                b[2..4].copy_from_slice(&m.to_le_bytes());
-            }
-            out.extend(b);
-        }
-        out
-    }
-
-    #[test]
-    fn kernels_read_the_blocks_as_ggml_lays_them_out() {
-        if !available() {
-            return;
-        }
-        let xs: Vec<f32> = (0..96)
-            .map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0)
-            .collect();
-        for format in [Format::Q4_1, Format::Q5_0, Format::Q5_1] {
-            let acts: Vec<Q8> = xs
-                .chunks_exact(32)
-                .map(|c| Q8::quantize(c, format))
-                .collect();
-            for seed in 0..8 {
-                let row = blocks(format, 3, seed);
-                let other = blocks(format, 3, seed + 100);
-                let slow = reference(format, &row, &acts);
-                let [one] = dot(format, [&row], &acts);
-                let four = dot(format, [&other, &row, &other, &row], &acts);
-                for fast in [one, four[1], four[3]] {
-                    assert!(
-                        (fast - slow).abs() <= 1e-4 * (1.0 + slow.abs()),
-                        "{format:?}: {fast} vs {slow}"
-                    );
-                }
-                let slow = reference(format, &other, &acts);
-                assert!(
-                    (four[0] - slow).abs() <= 1e-4 * (1.0 + slow.abs()),
-                    "{format:?}"
-                );
-            }
-        }
-    }
-}
+mod tests;

@@ -15,7 +15,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use candle_core::quantized::{GgmlDType, QMatMul, QTensor, ggml_file, gguf_file};
+use candle_core::quantized::{GgmlDType, QTensor, ggml_file, gguf_file};
 
 use super::linear::Linear;
 use candle_core::{DType, Device, Tensor};
@@ -451,7 +451,7 @@ impl Model {
         let output = if has("output.weight") {
             matmul(tensor("output.weight", device)?)?
         } else if device.is_cpu() {
-            Linear::Candle(QMatMul::from_arc(embeddings.clone()).map_err(malformed)?)
+            Linear::shared(embeddings.clone()).map_err(malformed)?
         } else {
             matmul(tensor("token_embd.weight", device)?)?
         };
@@ -552,13 +552,13 @@ impl Model {
             };
             x = (x + h)?;
             let h = candle_nn::ops::rms_norm(&x, &block.ffn_norm, self.hyper.rms_eps)?;
-            let gate = block.gate.forward(&h)?;
+            let [gate, up] = Linear::forward_all([&block.gate, &block.up], &h)?;
             let gate = if self.hyper.architecture == Architecture::Gemma3 {
                 gate.gelu()?
             } else {
                 candle_nn::ops::silu(&gate)?
             };
-            let h = block.down.forward(&(gate * block.up.forward(&h)?)?)?;
+            let h = block.down.forward(&(gate * up)?)?;
             let h = match &block.post_ffn_norm {
                 Some(w) => candle_nn::ops::rms_norm(&h, w, self.hyper.rms_eps)?,
                 None => h,
@@ -621,9 +621,9 @@ impl Model {
     ) -> Result<Tensor, ModelError> {
         let hy = &self.hyper;
         let (_, n, _) = x.dims3()?;
-        let project =
-            |m: &Linear, bias: &Option<Tensor>, heads: usize| -> candle_core::Result<Tensor> {
-                let y = m.forward(x)?;
+        let [q, k, v] = Linear::forward_all([&block.q, &block.k, &block.v], x)?;
+        let heads =
+            |y: Tensor, bias: &Option<Tensor>, heads: usize| -> candle_core::Result<Tensor> {
                 let y = match bias {
                     Some(b) => y.broadcast_add(b)?,
                     None => y,
@@ -632,9 +632,9 @@ impl Model {
                     .transpose(1, 2)?
                     .contiguous()
             };
-        let mut q = project(&block.q, &block.q_bias, hy.heads)?;
-        let mut k = project(&block.k, &block.k_bias, hy.kv_heads)?;
-        let v = project(&block.v, &block.v_bias, hy.kv_heads)?;
+        let mut q = heads(q, &block.q_bias, hy.heads)?;
+        let mut k = heads(k, &block.k_bias, hy.kv_heads)?;
+        let v = heads(v, &block.v_bias, hy.kv_heads)?;
         if let Some(w) = &block.q_norm {
             q = candle_nn::ops::rms_norm(&q, w, hy.rms_eps)?;
         }
