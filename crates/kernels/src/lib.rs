@@ -215,6 +215,32 @@ impl Matrix {
         self.rows.div_ceil(self.kernel.rows_per_unit())
     }
 
+    /// Row `r` of the matrix as floats (`out`: [`Matrix::cols`] long), so
+    /// a tied embedding table need not be kept twice.
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        assert!(r < self.rows && out.len() == self.cols, "no such row");
+        let per_row = self.cols / 32;
+        let offset = Block::offset(self.format) as f32;
+        for (b, out) in out.chunks_exact_mut(32).enumerate() {
+            let block = match self.kernel {
+                Kernel::Avx2 => {
+                    let size = self.format.block_bytes();
+                    let at = (r * per_row + b) * size;
+                    Block::read(self.format, &self.bytes[at..at + size])
+                }
+                Kernel::Avx512Vnni => {
+                    let record = tiles::block_bytes(self.format);
+                    let at = ((r / tiles::ROWS) * per_row + b) * record;
+                    tiles::read(self.format, &self.bytes[at..at + record], r % tiles::ROWS)
+                }
+            };
+            let (d, m) = (block.d.to_f32(), block.m.to_f32());
+            for (o, &q) in out.iter_mut().zip(&block.q) {
+                *o = d * (f32::from(q) - offset) + m;
+            }
+        }
+    }
+
     /// Multiplies `m` rows of activations (`acts`: `m` × cols/32 blocks,
     /// row after row) by the matrix rows of `units`, storing the results
     /// into `out` (`m` × [`Matrix::rows`], row-major; f32 bits, so that

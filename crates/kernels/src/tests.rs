@@ -134,3 +134,32 @@ fn activations_quantize_like_candle() {
     assert_eq!(q.d, f16::from_f32(21.0 / 127.0).to_f32());
     assert!((q.s - q.d * q.sum as f32).abs() < 0.1);
 }
+
+/// Rows read back from either layout are the blocks' values, d × (q −
+/// offset) + m, as the reference decodes them.
+#[test]
+fn rows_read_back_from_every_layout() {
+    let (rows, cols) = (21, 64);
+    for kernel in [Kernel::Avx2, Kernel::Avx512Vnni] {
+        if !kernel.runs_here() {
+            continue;
+        }
+        for format in FORMATS {
+            let ggml = blocks(format, rows * cols / 32, 7);
+            let matrix = Matrix::new(format, &ggml, rows, cols, kernel).unwrap();
+            let row_bytes = cols / 32 * format.block_bytes();
+            let mut out = vec![0f32; cols];
+            for r in 0..rows {
+                matrix.dequantize_row(r, &mut out);
+                // The row times a one-hot activation at column c is weight c.
+                for c in [0, 5, 31, 32, 63] {
+                    let mut xs = vec![0f32; cols];
+                    xs[c] = 127.0;
+                    let acts = Q8::quantize_row(&xs);
+                    let slow = reference(format, &ggml[r * row_bytes..(r + 1) * row_bytes], &acts);
+                    assert!(close(out[c] * 127.0, slow), "{kernel:?} {format:?} [{r},{c}]");
+                }
+            }
+        }
+    }
+}

@@ -12,6 +12,8 @@
 //! - Q5_0 and Q5_1: the fifth bits, a u64 per group (bit 4r + j), ready as
 //!   a byte mask.
 
+use half::f16;
+
 use crate::{Block, Format};
 
 /// Rows per tile: one per 32-bit lane of a 512-bit register.
@@ -77,4 +79,29 @@ pub fn pack(format: Format, ggml: &[u8], rows: usize, cols: usize) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Row `r` of one record, as [`pack`] wrote it.
+pub fn read(format: Format, rec: &[u8], r: usize) -> Block {
+    let at = fields(format);
+    let half = |at: usize| f16::from_le_bytes([rec[at], rec[at + 1]]);
+    let q = std::array::from_fn(|k| {
+        let (g, j) = (k / 4, k % 4);
+        if format == Format::Q8_0 {
+            return rec[at.quants + 64 * g + 4 * r + j];
+        }
+        let byte = rec[at.quants + 64 * (g % 4) + 4 * r + j];
+        let nibble = if g < 4 { byte & 0x0F } else { byte >> 4 };
+        let bit = 4 * r + j;
+        let high = match format {
+            Format::Q5_0 | Format::Q5_1 => (rec[at.high + 8 * g + bit / 8] >> (bit % 8)) & 1,
+            _ => 0,
+        };
+        nibble | high << 4
+    });
+    Block {
+        d: half(2 * r),
+        m: if format.with_min() { half(at.mins + 2 * r) } else { f16::ZERO },
+        q,
+    }
 }

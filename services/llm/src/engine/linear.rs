@@ -52,6 +52,14 @@ impl Linear {
         Ok(Self::Candle(QMatMul::from_arc(weight)?))
     }
 
+    /// The matrix, when our kernels multiply by it.
+    pub fn matrix(&self) -> Option<&Matrix> {
+        match self {
+            Self::Own(m) => Some(m),
+            Self::Candle(_) => None,
+        }
+    }
+
     /// `x` (…, in) times the transposed weight: (…, out).
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {

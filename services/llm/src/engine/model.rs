@@ -276,8 +276,10 @@ pub struct Model {
     hyper: Hyper,
     context: usize,
     device: Device,
-    /// The embedding table, quantized, on the CPU (rows are looked up).
-    embeddings: Arc<QTensor>,
+    /// The embedding table, quantized, on the CPU (rows are looked up);
+    /// `None` when it is tied to the output matrix and that one is ours,
+    /// which reads rows back (so the table is not held twice).
+    embeddings: Option<Arc<QTensor>>,
     embed_scale: Option<f64>,
     blocks: Vec<Block>,
     norm: Tensor,
@@ -448,12 +450,14 @@ impl Model {
         let norm = dense(tensor("output_norm.weight", device)?)?;
         // Models with tied embeddings have no output matrix: the embedding
         // table is used in reverse.
-        let output = if has("output.weight") {
-            matmul(tensor("output.weight", device)?)?
+        let (output, embeddings) = if has("output.weight") {
+            (matmul(tensor("output.weight", device)?)?, Some(embeddings))
         } else if device.is_cpu() {
-            Linear::shared(embeddings.clone()).map_err(malformed)?
+            let output = Linear::shared(embeddings.clone()).map_err(malformed)?;
+            let table = output.matrix().is_none().then_some(embeddings);
+            (output, table)
         } else {
-            matmul(tensor("token_embd.weight", device)?)?
+            (matmul(tensor("token_embd.weight", device)?)?, Some(embeddings))
         };
         let embed_scale =
             (hyper.architecture == Architecture::Gemma3).then(|| (hyper.embedding as f64).sqrt());
@@ -505,27 +509,39 @@ impl Model {
 
     /// The embeddings of `tokens`: (1, n, embedding).
     fn embed(&self, tokens: &[u32]) -> Result<Tensor, ModelError> {
-        let dtype = self.embeddings.dtype();
         let width = self.hyper.embedding;
-        let row_bytes = width / dtype.block_size() * dtype.type_size();
-        let table = self.embeddings.data()?;
-        let mut rows = Vec::with_capacity(tokens.len() * row_bytes);
-        for &t in tokens {
-            let t = t as usize;
-            if t >= self.hyper.vocab {
-                return Err(ModelError::Malformed(format!(
-                    "token {t} is outside the vocabulary of {}",
-                    self.hyper.vocab
-                )));
-            }
-            rows.extend_from_slice(&table[t * row_bytes..(t + 1) * row_bytes]);
+        if let Some(t) = tokens.iter().find(|&&t| t as usize >= self.hyper.vocab) {
+            return Err(ModelError::Malformed(format!(
+                "token {t} is outside the vocabulary of {}",
+                self.hyper.vocab
+            )));
         }
-        let q =
-            ggml_file::qtensor_from_ggml(dtype, &rows, vec![tokens.len(), width], &Device::Cpu)?;
-        let x = q
-            .dequantize(&Device::Cpu)?
-            .to_device(&self.device)?
-            .unsqueeze(0)?;
+        let x = match (&self.embeddings, self.output.matrix()) {
+            (Some(table), _) => {
+                let dtype = table.dtype();
+                let row_bytes = width / dtype.block_size() * dtype.type_size();
+                let data = table.data()?;
+                let mut rows = Vec::with_capacity(tokens.len() * row_bytes);
+                for &t in tokens {
+                    let t = t as usize;
+                    rows.extend_from_slice(&data[t * row_bytes..(t + 1) * row_bytes]);
+                }
+                let shape = vec![tokens.len(), width];
+                ggml_file::qtensor_from_ggml(dtype, &rows, shape, &Device::Cpu)?
+                    .dequantize(&Device::Cpu)?
+            }
+            (None, Some(matrix)) => {
+                let mut rows = vec![0f32; tokens.len() * width];
+                for (&t, row) in tokens.iter().zip(rows.chunks_exact_mut(width)) {
+                    matrix.dequantize_row(t as usize, row);
+                }
+                Tensor::from_vec(rows, (tokens.len(), width), &Device::Cpu)?
+            }
+            (None, None) => {
+                return Err(ModelError::Malformed("no embedding table".into()));
+            }
+        };
+        let x = x.to_device(&self.device)?.unsqueeze(0)?;
         Ok(match self.embed_scale {
             Some(scale) => (x * scale)?,
             None => x,
