@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# Creates (or refreshes) the Python virtual environment the tests use to run
+# Creates (or refreshes) a Python virtual environment the tests use to run
 # reference peers, and prints its interpreter's path as the last line on stdout.
 #
-# The venv lives at ${ATHENA_CACHE_DIR:-$HOME/.cache/athena}/venv. Packages from
-# tests/requirements.txt are installed only when that file has changed since the
-# last install (its sha256 is kept in a stamp file inside the venv).
+# By default the venv lives at ${ATHENA_CACHE_DIR:-$HOME/.cache/athena}/venv with
+# the packages of tests/requirements.txt; `python-env.sh NAME FILE` makes the
+# venv NAME from requirements FILE instead (Home Assistant has its own, its
+# pins clash with the peers'). Packages are installed only when the file has
+# changed since the last install (its sha256 is kept in a stamp file inside the
+# venv).
 #
 # Usage: ATHENA_PYTHON="$(bash scripts/python-env.sh | tail -n 1)"
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-requirements="$repo_root/tests/requirements.txt"
+requirements="${2:-$repo_root/tests/requirements.txt}"
 cache_dir="${ATHENA_CACHE_DIR:-$HOME/.cache/athena}"
-venv="$cache_dir/venv"
+venv="$cache_dir/${1:-venv}"
 python="$venv/bin/python"
 stamp="$venv/.requirements.sha256"
 

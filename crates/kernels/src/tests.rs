@@ -157,7 +157,10 @@ fn rows_read_back_from_every_layout() {
                     xs[c] = 127.0;
                     let acts = Q8::quantize_row(&xs);
                     let slow = reference(format, &ggml[r * row_bytes..(r + 1) * row_bytes], &acts);
-                    assert!(close(out[c] * 127.0, slow), "{kernel:?} {format:?} [{r},{c}]");
+                    assert!(
+                        close(out[c] * 127.0, slow),
+                        "{kernel:?} {format:?} [{r},{c}]"
+                    );
                 }
             }
         }

@@ -101,7 +101,11 @@ pub fn read(format: Format, rec: &[u8], r: usize) -> Block {
     });
     Block {
         d: half(2 * r),
-        m: if format.with_min() { half(at.mins + 2 * r) } else { f16::ZERO },
+        m: if format.with_min() {
+            half(at.mins + 2 * r)
+        } else {
+            f16::ZERO
+        },
         q,
     }
 }

@@ -1,11 +1,23 @@
-//! The bridge to Home Assistant: its REST and WebSocket APIs behind a small HTTP API for the orchestrator.
-//!
-//! This is the service's frame: configuration, HTTP API with `/healthz`,
-//! `/readyz` and `/metrics`, graceful drain. Until its engine is built in,
-//! the `home_assistant` readiness check fails and says why, so nothing routes work
-//! to a service that cannot do it.
+//! The bridge to Home Assistant: a live copy of the home (states and the
+//! entity, area and device registries, kept current over the WebSocket
+//! API), service calls over the REST API, and a small HTTP API for the
+//! orchestrator: search, resolve a spoken name, read a state, call a
+//! service, or hand text to Home Assistant's own conversation agent. An
+//! allowlist/denylist bounds what it will ever touch (locks and alarms are
+//! off by default).
 
-use athena_runtime::http::{HttpConfig, HttpService};
+pub mod access;
+pub mod bridge;
+pub mod client;
+pub mod config;
+pub mod home;
+pub mod http_api;
+
+use athena_runtime::http;
+use athena_runtime::service::{self, Service, ServiceContext, ServiceFuture};
+
+pub use bridge::Bridge;
+pub use config::Config;
 
 /// The service's name in logs, metrics and `/healthz`.
 pub const NAME: &str = "ha-bridge";
@@ -13,18 +25,46 @@ pub const NAME: &str = "ha-bridge";
 /// The config section this service reads (`ATHENA__HA_BRIDGE__*` overrides it).
 pub const SECTION: &str = "ha_bridge";
 
-/// The `[ha_bridge]` config section.
-pub type Config = HttpConfig;
-
-/// Built-in defaults: HTTP on port 8600.
+/// Built-in defaults: HTTP on port 8600, Home Assistant on this machine.
 pub fn default_config() -> Config {
-    HttpConfig::on_port(8600)
+    Config::default()
 }
 
 /// The service, ready to run.
-pub fn service(config: Config) -> HttpService {
-    HttpService::new(NAME, config.http, axum::Router::new()).not_ready(
-        "home_assistant",
-        "no Home Assistant client is built into this version yet",
-    )
+#[derive(Debug)]
+pub struct HaBridgeService {
+    config: Config,
+}
+
+/// The service for `config`.
+pub fn service(config: Config) -> HaBridgeService {
+    HaBridgeService { config }
+}
+
+impl Service for HaBridgeService {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn run(self: Box<Self>, ctx: ServiceContext) -> ServiceFuture {
+        Box::pin(async move {
+            let config = self.config;
+            let bridge = Bridge::new(config.clone()).map_err(anyhow::Error::msg)?;
+            ctx.readiness.set(
+                bridge::CHECK,
+                false,
+                format!("connecting to {}", config.url),
+            );
+            let api = http_api::router(bridge.clone(), config.max_body_bytes);
+            let http = http::serve(
+                NAME,
+                config.http,
+                api,
+                ctx.readiness.clone(),
+                ctx.shutdown.clone(),
+            );
+            let follow = bridge.follow(ctx.readiness.clone(), ctx.shutdown.clone());
+            service::run_parts(&ctx.shutdown, vec![Box::pin(follow), Box::pin(http)]).await
+        })
+    }
 }

@@ -457,7 +457,10 @@ impl Model {
             let table = output.matrix().is_none().then_some(embeddings);
             (output, table)
         } else {
-            (matmul(tensor("token_embd.weight", device)?)?, Some(embeddings))
+            (
+                matmul(tensor("token_embd.weight", device)?)?,
+                Some(embeddings),
+            )
         };
         let embed_scale =
             (hyper.architecture == Architecture::Gemma3).then(|| (hyper.embedding as f64).sqrt());
