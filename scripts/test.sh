@@ -10,7 +10,9 @@ cd "$ATHENA_ROOT"
 
 "$ATHENA_ROOT/scripts/setup.sh"
 ATHENA_PYTHON="$("$ATHENA_ROOT/scripts/python-env.sh" | tail -n 1)"
-export ATHENA_PYTHON
+# A real Home Assistant for the ha-bridge tests, in its own venv.
+ATHENA_HA_PYTHON="$("$ATHENA_ROOT/scripts/python-env.sh" ha-venv "$ATHENA_ROOT/tests/ha-requirements.txt" | tail -n 1)"
+export ATHENA_PYTHON ATHENA_HA_PYTHON
 
 step() { printf '\n== %s\n' "$*" >&2; }
 

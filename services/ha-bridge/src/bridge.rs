@@ -148,6 +148,11 @@ impl Bridge {
                 .domain(domain)
                 .map_err(BridgeError::NotAllowed)?;
         }
+        if !self.home().has_service(domain, service) {
+            return Err(BridgeError::Ha(HaError::UnknownService(format!(
+                "{domain}.{service}"
+            ))));
+        }
         for id in entity_ids {
             self.access.entity(id).map_err(BridgeError::NotAllowed)?;
             if self.home().entity(id).is_none() {
@@ -239,7 +244,8 @@ impl Bridge {
             list(&mut session, "config/entity_registry/list").await?;
         let areas: Vec<Area> = list(&mut session, "config/area_registry/list").await?;
         let devices: Vec<Device> = list(&mut session, "config/device_registry/list").await?;
-        let home = Home::new(states, registry, areas, devices);
+        let services = session.command(json!({"type": "get_services"})).await?;
+        let home = Home::new(states, registry, areas, devices).with_services(&services);
         let entities = home.len();
         *self.home_mut() = home;
         self.set_status(|s| {

@@ -86,6 +86,8 @@ pub struct Home {
     registry: HashMap<String, RegistryEntry>,
     areas: HashMap<String, Area>,
     devices: HashMap<String, Device>,
+    /// Service names by domain; `None` when not known.
+    services: Option<HashMap<String, Vec<String>>>,
 }
 
 /// What a search asks for; every given part must match.
@@ -120,7 +122,35 @@ impl Home {
                 .collect(),
             areas: areas.into_iter().map(|a| (a.area_id.clone(), a)).collect(),
             devices: devices.into_iter().map(|d| (d.id.clone(), d)).collect(),
+            services: None,
         }
+    }
+
+    /// The services Home Assistant offers, from `get_services`
+    /// (`{domain: {service: description}}`).
+    pub fn with_services(mut self, services: &Value) -> Self {
+        self.services = services.as_object().map(|domains| {
+            domains
+                .iter()
+                .map(|(d, s)| {
+                    (
+                        d.clone(),
+                        s.as_object()
+                            .map(|s| s.keys().cloned().collect())
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect()
+        });
+        self
+    }
+
+    /// Whether `domain.service` exists (true when the list is not known).
+    pub fn has_service(&self, domain: &str, service: &str) -> bool {
+        self.services.as_ref().is_none_or(|s| {
+            s.get(domain)
+                .is_some_and(|names| names.iter().any(|n| n == service))
+        })
     }
 
     /// Entities with a state.

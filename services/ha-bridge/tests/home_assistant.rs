@@ -1,0 +1,418 @@
+//! The bridge against a real Home Assistant (PyPI `homeassistant` with its
+//! `demo` integration, in the venv `scripts/python-env.sh ha-venv
+//! tests/ha-requirements.txt` makes; `ATHENA_HA_PYTHON` names its python):
+//! the bridge's HTTP API lists, resolves and switches demo entities, sees
+//! changes made elsewhere through its WebSocket cache, refuses what it must,
+//! and survives Home Assistant going away and coming back.
+
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use athena_ha_bridge::client::Session;
+use athena_ha_bridge::config::{Config, Secret};
+use athena_ha_bridge::{Bridge, http_api};
+use athena_runtime::http::Readiness;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A Home Assistant process on a config directory; killed when dropped.
+struct HomeAssistant {
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl HomeAssistant {
+    fn python() -> PathBuf {
+        if let Ok(p) = std::env::var("ATHENA_HA_PYTHON") {
+            return p.into();
+        }
+        let cache = std::env::var("ATHENA_CACHE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| {
+                PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/athena")
+            });
+        let python = cache.join("ha-venv/bin/python");
+        assert!(
+            python.exists(),
+            "no Home Assistant venv at {}: run scripts/python-env.sh ha-venv tests/ha-requirements.txt \
+             (scripts/test.sh does) or set ATHENA_HA_PYTHON",
+            python.display()
+        );
+        python
+    }
+
+    fn new(dir: &Path) -> Self {
+        let port = free_port();
+        std::fs::write(
+            dir.join("configuration.yaml"),
+            format!(
+                "homeassistant:\n  name: Test\n  latitude: 52.37\n  longitude: 4.89\n  elevation: 0\n  \
+                 unit_system: metric\n  time_zone: UTC\n  country: NL\n\
+                 http:\n  server_host: 127.0.0.1\n  server_port: {port}\n\
+                 api:\nwebsocket_api:\ndemo:\nconversation:\n"
+            ),
+        )
+        .unwrap();
+        Self {
+            dir: dir.to_owned(),
+            port,
+            child: None,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it and waits until its HTTP API answers.
+    async fn start(&mut self) {
+        let log = std::fs::File::create(self.dir.join("hass.out")).unwrap();
+        let child = Command::new(Self::python())
+            .args(["-m", "homeassistant", "--skip-pip", "-c"])
+            .arg(&self.dir)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let http = reqwest::Client::new();
+        for _ in 0..600 {
+            if let Ok(r) = http
+                .get(format!("{}/api/onboarding", self.url()))
+                .send()
+                .await
+                && r.status().is_success()
+            {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                let out = std::fs::read_to_string(self.dir.join("hass.out")).unwrap_or_default();
+                panic!("Home Assistant exited ({status}):\n{out}");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!("Home Assistant did not start in 150 s");
+    }
+
+    /// Stops it as a service manager would (SIGTERM, so it saves its
+    /// storage: tokens made moments before must survive the restart).
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            for _ in 0..300 {
+                if child.try_wait().ok().flatten().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Onboarding's first user, then a long-lived token as a user makes one.
+    async fn token(&self) -> String {
+        let http = reqwest::Client::new();
+        let client_id = format!("{}/", self.url());
+        let code: Value = http
+            .post(format!("{}/api/onboarding/users", self.url()))
+            .json(
+                &json!({"client_id": client_id, "name": "Test", "username": "test",
+                          "password": "test-password-1", "language": "en"}),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let code = code["auth_code"].as_str().expect("an auth code");
+        let token: Value = http
+            .post(format!("{}/auth/token", self.url()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "grant_type=authorization_code&code={code}&client_id={client_id}"
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let access = Secret::from(token["access_token"].as_str().unwrap());
+        let config = Config {
+            url: self.url(),
+            ..Config::default()
+        };
+        let mut session = Session::connect(&config, &access).await.unwrap();
+        let long = session
+            .command(json!({"type": "auth/long_lived_access_token", "client_name": "athena-test", "lifespan": 30}))
+            .await
+            .unwrap();
+        long.as_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for HomeAssistant {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A bridge serving its API on a free port.
+async fn bridge(config: Config, shutdown: &CancellationToken) -> String {
+    let bridge = Bridge::new(config.clone()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let api = http_api::router(bridge.clone(), config.max_body_bytes);
+    tokio::spawn(async move { axum::serve(listener, api).await });
+    tokio::spawn(bridge.follow(Readiness::default(), shutdown.clone()));
+    format!("http://{addr}")
+}
+
+async fn get(url: &str) -> (u16, Value) {
+    let r = reqwest::get(url).await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn post(url: &str, body: Value) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// Polls `check` every 100 ms for up to `secs`.
+async fn until(secs: u64, what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..secs * 10 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bridge_drives_a_real_home_assistant() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ha = HomeAssistant::new(dir.path());
+    ha.start().await;
+    let token = ha.token().await;
+    let shutdown = CancellationToken::new();
+    let config = Config {
+        url: ha.url(),
+        token: Secret::from(token.as_str()),
+        reconnect_min_ms: 200,
+        reconnect_max_ms: 1000,
+        ..Config::default()
+    };
+    let api = bridge(config.clone(), &shutdown).await;
+    until(60, "the first sync", async || {
+        get(&format!("{api}/v1/status")).await.1["connected"] == true
+    })
+    .await;
+    let (_, status) = get(&format!("{api}/v1/status")).await;
+    assert!(status["entities"].as_u64().unwrap() > 50, "{status}");
+    assert!(!status.to_string().contains(&token));
+
+    // Search and resolve; locks are off limits by default.
+    let (code, lights) = get(&format!("{api}/v1/entities?domain=light")).await;
+    assert_eq!(code, 200);
+    let ids: Vec<&str> = lights
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["entity_id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"light.kitchen_lights"), "{ids:?}");
+    assert_eq!(
+        get(&format!("{api}/v1/entities?domain=lock")).await.1,
+        json!([])
+    );
+    let (_, found) = post(
+        &format!("{api}/v1/resolve"),
+        json!({"name": "the kitchen lights"}),
+    )
+    .await;
+    assert_eq!(
+        found[0]["entity"]["entity_id"], "light.kitchen_lights",
+        "{found}"
+    );
+    assert_eq!(found[0]["score"], 1.0);
+
+    // Off and on again through the bridge, with the resulting state.
+    let kitchen = format!("{api}/v1/services/light");
+    let (code, off) = post(
+        &format!("{kitchen}/turn_off"),
+        json!({"entity_id": "light.kitchen_lights"}),
+    )
+    .await;
+    assert_eq!(code, 200, "{off}");
+    assert_eq!(off["entities"][0]["state"], "off", "{off}");
+    let (code, on) = post(
+        &format!("{kitchen}/turn_on"),
+        json!({"entity_id": "light.kitchen_lights", "data": {"brightness": 100}}),
+    )
+    .await;
+    assert_eq!(code, 200, "{on}");
+    assert_eq!(on["entities"][0]["state"], "on");
+    assert_eq!(on["entities"][0]["attributes"]["brightness"], 100);
+
+    // A change made by someone else arrives through the WebSocket cache.
+    let state = get(&format!("{api}/v1/entities/light.bed_light")).await.1["state"].clone();
+    let other = if state == "on" { "turn_off" } else { "turn_on" };
+    let changed = reqwest::Client::new()
+        .post(format!("{}/api/services/light/{other}", ha.url()))
+        .bearer_auth(&token)
+        .json(&json!({"entity_id": "light.bed_light"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(changed.status().is_success());
+    until(10, "the state_changed event", async || {
+        get(&format!("{api}/v1/entities/light.bed_light")).await.1["state"] != state
+    })
+    .await;
+
+    // Clear refusals, each with its own code.
+    let (code, e) = post(
+        &format!("{api}/v1/services/lock/unlock"),
+        json!({"entity_id": "lock.front_door"}),
+    )
+    .await;
+    assert_eq!(
+        (code, e["error"]["code"].as_str()),
+        (403, Some("not_allowed")),
+        "{e}"
+    );
+    let (code, e) = post(
+        &format!("{kitchen}/turn_on"),
+        json!({"entity_id": "light.nowhere"}),
+    )
+    .await;
+    assert_eq!(
+        (code, e["error"]["code"].as_str()),
+        (404, Some("unknown_entity")),
+        "{e}"
+    );
+    let (code, e) = post(
+        &format!("{kitchen}/explode"),
+        json!({"entity_id": "light.kitchen_lights"}),
+    )
+    .await;
+    assert_eq!(
+        (code, e["error"]["code"].as_str()),
+        (404, Some("unknown_service")),
+        "{e}"
+    );
+    let (code, e) = post(
+        &format!("{kitchen}/turn_on"),
+        json!({"entity_id": "not an id"}),
+    )
+    .await;
+    assert_eq!(
+        (code, e["error"]["code"].as_str()),
+        (400, Some("invalid_entity_id")),
+        "{e}"
+    );
+    let (code, e) = get(&format!("{api}/v1/entities/lock.front_door")).await;
+    assert_eq!(code, 403, "{e}");
+    let r = reqwest::Client::new()
+        .post(format!("{kitchen}/turn_on"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+
+    // Home Assistant's own agent as a fallback.
+    let (code, answer) = post(
+        &format!("{api}/v1/conversation"),
+        json!({"text": "turn off the kitchen lights"}),
+    )
+    .await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(
+        answer["response"]["response_type"], "action_done",
+        "{answer}"
+    );
+
+    // A wrong token: the bridge says so, without the token.
+    let wrong = bridge(
+        Config {
+            token: Secret::from("not-a-token"),
+            ..config.clone()
+        },
+        &shutdown,
+    )
+    .await;
+    until(20, "the rejected token", async || {
+        get(&format!("{wrong}/v1/status")).await.1["error"].is_string()
+    })
+    .await;
+    let (code, e) = get(&format!("{wrong}/v1/entities")).await;
+    assert_eq!(
+        (code, e["error"]["code"].as_str()),
+        (502, Some("ha_auth_failed")),
+        "{e}"
+    );
+    assert!(!e.to_string().contains("not-a-token"));
+
+    // Home Assistant goes away: the bridge reports it, then recovers.
+    ha.stop();
+    until(20, "the drop to be noticed", async || {
+        get(&format!("{api}/v1/status")).await.1["connected"] == false
+    })
+    .await;
+    let (code, e) = post(
+        &format!("{kitchen}/turn_on"),
+        json!({"entity_id": "light.kitchen_lights"}),
+    )
+    .await;
+    assert_eq!(
+        (code, e["error"]["code"].as_str()),
+        (503, Some("ha_unreachable")),
+        "{e}"
+    );
+    let (code, _) = get(&format!("{api}/v1/entities/light.kitchen_lights")).await;
+    assert_eq!(code, 503, "a stale cache is not served");
+    ha.start().await;
+    until(90, "the reconnection", async || {
+        let s = get(&format!("{api}/v1/status")).await.1;
+        s["connected"] == true && s["syncs"].as_u64() >= Some(2)
+    })
+    .await;
+    let (code, on) = post(
+        &format!("{kitchen}/turn_on"),
+        json!({"entity_id": "light.kitchen_lights"}),
+    )
+    .await;
+    assert_eq!(code, 200, "{on}");
+    assert_eq!(on["entities"][0]["state"], "on");
+    shutdown.cancel();
+}
