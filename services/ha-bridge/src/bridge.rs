@@ -188,6 +188,18 @@ impl Bridge {
         readiness: Readiness,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
+        if self.token.is_empty() {
+            // Nothing to try until the owner gives a token: say so once.
+            let e = HaError::NoToken;
+            warn!(url = %self.config.url, "{e}; the bridge stays idle");
+            self.set_status(|s| {
+                s.error = Some(e.to_string());
+                s.cause = Some(e.clone());
+            });
+            readiness.set(CHECK, false, e.to_string());
+            shutdown.cancelled().await;
+            return Ok(());
+        }
         let min = Duration::from_millis(self.config.reconnect_min_ms);
         let max = Duration::from_millis(self.config.reconnect_max_ms);
         let mut wait = min;
@@ -214,7 +226,7 @@ impl Bridge {
                 warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "cannot reach Home Assistant");
             }
             // A rejected token will not get better soon: do not hammer.
-            if matches!(e, HaError::Unauthorized | HaError::NoToken) {
+            if e == HaError::Unauthorized {
                 wait = max;
             }
             tokio::select! {

@@ -416,3 +416,65 @@ async fn the_bridge_drives_a_real_home_assistant() {
     assert_eq!(on["entities"][0]["state"], "on");
     shutdown.cancel();
 }
+
+/// Without a token the bridge stays idle and says why, for every request.
+#[tokio::test]
+async fn without_a_token_the_bridge_says_so() {
+    let shutdown = CancellationToken::new();
+    let api = bridge(
+        Config {
+            url: "http://127.0.0.1:9".into(),
+            ..Config::default()
+        },
+        &shutdown,
+    )
+    .await;
+    until(5, "the status", async || {
+        get(&format!("{api}/v1/status")).await.1["error"].is_string()
+    })
+    .await;
+    let (code, e) = get(&format!("{api}/v1/entities")).await;
+    assert_eq!(
+        (code, e["error"]["code"].as_str()),
+        (503, Some("ha_no_token")),
+        "{e}"
+    );
+    let (code, e) = post(
+        &format!("{api}/v1/services/light/turn_on"),
+        json!({"entity_id": "light.x"}),
+    )
+    .await;
+    assert_eq!(
+        (code, e["error"]["code"].as_str()),
+        (503, Some("ha_no_token")),
+        "{e}"
+    );
+    shutdown.cancel();
+}
+
+/// Home Assistant not running at all: unreachable, not a hang.
+#[tokio::test]
+async fn an_absent_home_assistant_is_unreachable() {
+    let shutdown = CancellationToken::new();
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let api = bridge(
+        Config {
+            url,
+            token: Secret::from("x"),
+            ..Config::default()
+        },
+        &shutdown,
+    )
+    .await;
+    until(10, "the status", async || {
+        get(&format!("{api}/v1/status")).await.1["error"].is_string()
+    })
+    .await;
+    let (code, e) = post(&format!("{api}/v1/resolve"), json!({"name": "kitchen"})).await;
+    assert_eq!(
+        (code, e["error"]["code"].as_str()),
+        (503, Some("ha_unreachable")),
+        "{e}"
+    );
+    shutdown.cancel();
+}
