@@ -205,6 +205,16 @@ async fn post(url: &str, body: Value) -> (u16, Value) {
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
+/// Asserts a response is the error `status` with `code`, returns its body.
+fn refused((status, body): (u16, Value), expected: u16, code: &str) -> Value {
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (expected, Some(code)),
+        "{body}"
+    );
+    body
+}
+
 /// Polls `check` every 100 ms for up to `secs`.
 async fn until(secs: u64, what: &str, mut check: impl AsyncFnMut() -> bool) {
     for _ in 0..secs * 10 {
@@ -299,46 +309,25 @@ async fn the_bridge_drives_a_real_home_assistant() {
     .await;
 
     // Clear refusals, each with its own code.
-    let (code, e) = post(
-        &format!("{api}/v1/services/lock/unlock"),
-        json!({"entity_id": "lock.front_door"}),
-    )
-    .await;
-    assert_eq!(
-        (code, e["error"]["code"].as_str()),
-        (403, Some("not_allowed")),
-        "{e}"
-    );
-    let (code, e) = post(
-        &format!("{kitchen}/turn_on"),
-        json!({"entity_id": "light.nowhere"}),
-    )
-    .await;
-    assert_eq!(
-        (code, e["error"]["code"].as_str()),
-        (404, Some("unknown_entity")),
-        "{e}"
-    );
-    let (code, e) = post(
-        &format!("{kitchen}/explode"),
-        json!({"entity_id": "light.kitchen_lights"}),
-    )
-    .await;
-    assert_eq!(
-        (code, e["error"]["code"].as_str()),
-        (404, Some("unknown_service")),
-        "{e}"
-    );
-    let (code, e) = post(
-        &format!("{kitchen}/turn_on"),
-        json!({"entity_id": "not an id"}),
-    )
-    .await;
-    assert_eq!(
-        (code, e["error"]["code"].as_str()),
-        (400, Some("invalid_entity_id")),
-        "{e}"
-    );
+    let refusals = [
+        ("lock/unlock", "lock.front_door", 403, "not_allowed"),
+        ("light/turn_on", "light.nowhere", 404, "unknown_entity"),
+        (
+            "light/explode",
+            "light.kitchen_lights",
+            404,
+            "unknown_service",
+        ),
+        ("light/turn_on", "not an id", 400, "invalid_entity_id"),
+    ];
+    for (service, entity, status, code) in refusals {
+        let url = format!("{api}/v1/services/{service}");
+        refused(
+            post(&url, json!({ "entity_id": entity })).await,
+            status,
+            code,
+        );
+    }
     let (code, e) = get(&format!("{api}/v1/entities/lock.front_door")).await;
     assert_eq!(code, 403, "{e}");
     let r = reqwest::Client::new()
@@ -375,11 +364,10 @@ async fn the_bridge_drives_a_real_home_assistant() {
         get(&format!("{wrong}/v1/status")).await.1["error"].is_string()
     })
     .await;
-    let (code, e) = get(&format!("{wrong}/v1/entities")).await;
-    assert_eq!(
-        (code, e["error"]["code"].as_str()),
-        (502, Some("ha_auth_failed")),
-        "{e}"
+    let e = refused(
+        get(&format!("{wrong}/v1/entities")).await,
+        502,
+        "ha_auth_failed",
     );
     assert!(!e.to_string().contains("not-a-token"));
 
@@ -389,15 +377,14 @@ async fn the_bridge_drives_a_real_home_assistant() {
         get(&format!("{api}/v1/status")).await.1["connected"] == false
     })
     .await;
-    let (code, e) = post(
-        &format!("{kitchen}/turn_on"),
-        json!({"entity_id": "light.kitchen_lights"}),
-    )
-    .await;
-    assert_eq!(
-        (code, e["error"]["code"].as_str()),
-        (503, Some("ha_unreachable")),
-        "{e}"
+    refused(
+        post(
+            &format!("{kitchen}/turn_on"),
+            json!({"entity_id": "light.kitchen_lights"}),
+        )
+        .await,
+        503,
+        "ha_unreachable",
     );
     let (code, _) = get(&format!("{api}/v1/entities/light.kitchen_lights")).await;
     assert_eq!(code, 503, "a stale cache is not served");
@@ -433,21 +420,15 @@ async fn without_a_token_the_bridge_says_so() {
         get(&format!("{api}/v1/status")).await.1["error"].is_string()
     })
     .await;
-    let (code, e) = get(&format!("{api}/v1/entities")).await;
-    assert_eq!(
-        (code, e["error"]["code"].as_str()),
-        (503, Some("ha_no_token")),
-        "{e}"
-    );
-    let (code, e) = post(
-        &format!("{api}/v1/services/light/turn_on"),
-        json!({"entity_id": "light.x"}),
-    )
-    .await;
-    assert_eq!(
-        (code, e["error"]["code"].as_str()),
-        (503, Some("ha_no_token")),
-        "{e}"
+    refused(get(&format!("{api}/v1/entities")).await, 503, "ha_no_token");
+    refused(
+        post(
+            &format!("{api}/v1/services/light/turn_on"),
+            json!({"entity_id": "light.x"}),
+        )
+        .await,
+        503,
+        "ha_no_token",
     );
     shutdown.cancel();
 }
@@ -470,11 +451,10 @@ async fn an_absent_home_assistant_is_unreachable() {
         get(&format!("{api}/v1/status")).await.1["error"].is_string()
     })
     .await;
-    let (code, e) = post(&format!("{api}/v1/resolve"), json!({"name": "kitchen"})).await;
-    assert_eq!(
-        (code, e["error"]["code"].as_str()),
-        (503, Some("ha_unreachable")),
-        "{e}"
+    refused(
+        post(&format!("{api}/v1/resolve"), json!({"name": "kitchen"})).await,
+        503,
+        "ha_unreachable",
     );
     shutdown.cancel();
 }
