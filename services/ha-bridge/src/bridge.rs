@@ -246,16 +246,15 @@ impl Bridge {
         let mut session = Session::connect(&self.config, &self.token).await?;
         // Subscribed before the snapshot, so nothing between is missed:
         // events that arrive meanwhile are queued and applied after it.
-        session
-            .command(json!({"type": "subscribe_events", "event_type": "state_changed"}))
-            .await?;
+        for event in EVENTS {
+            session
+                .command(json!({"type": "subscribe_events", "event_type": event}))
+                .await?;
+        }
         let states: Vec<State> =
             serde_json::from_value(session.command(json!({"type": "get_states"})).await?)
                 .map_err(|e| HaError::Protocol(format!("states: {e}")))?;
-        let registry: Vec<RegistryEntry> =
-            list(&mut session, "config/entity_registry/list").await?;
-        let areas: Vec<Area> = list(&mut session, "config/area_registry/list").await?;
-        let devices: Vec<Device> = list(&mut session, "config/device_registry/list").await?;
+        let (registry, areas, devices) = registries(&mut session).await?;
         let services = session.command(json!({"type": "get_services"})).await?;
         let home = Home::new(states, registry, areas, devices).with_services(&services);
         let entities = home.len();
@@ -278,9 +277,16 @@ impl Bridge {
         info!(version = %session.version, entities, "Home Assistant in sync");
         *wait = min;
         loop {
-            let data = session.next_event().await?;
+            let event = session.next_event().await?;
+            let data = &event["data"];
+            if event["event_type"] != "state_changed" {
+                // A name, alias or area changed: read the registries again.
+                let (registry, areas, devices) = registries(&mut session).await?;
+                self.home_mut().set_registries(registry, areas, devices);
+                continue;
+            }
             let mut home = self.home_mut();
-            home.apply(&data);
+            home.apply(data);
             let n = home.len();
             drop(home);
             self.set_status(|s| s.entities = n);
@@ -288,6 +294,43 @@ impl Bridge {
                 .increment(1);
         }
     }
+}
+
+/// The events followed: states, and changes to what things are called.
+const EVENTS: [&str; 4] = [
+    "state_changed",
+    "entity_registry_updated",
+    "area_registry_updated",
+    "device_registry_updated",
+];
+
+async fn registries(
+    session: &mut Session,
+) -> Result<(Vec<RegistryEntry>, Vec<Area>, Vec<Device>), HaError> {
+    let mut entities: Vec<RegistryEntry> = list(session, "config/entity_registry/list").await?;
+    // The list leaves aliases out; the full entries have them.
+    if !entities.is_empty() {
+        let ids: Vec<&str> = entities.iter().map(|e| e.entity_id.as_str()).collect();
+        let command = json!({"type": "config/entity_registry/get_entries", "entity_ids": ids});
+        match session.command(command).await {
+            Ok(full) => {
+                for e in &mut entities {
+                    if let Some(aliases) = full[&e.entity_id]["aliases"].as_array() {
+                        e.aliases = aliases
+                            .iter()
+                            .filter_map(|a| a.as_str().map(str::to_owned))
+                            .collect();
+                    }
+                }
+            }
+            Err(e) => warn!(error = %e, "entity aliases not readable"),
+        }
+    }
+    Ok((
+        entities,
+        list(session, "config/area_registry/list").await?,
+        list(session, "config/device_registry/list").await?,
+    ))
 }
 
 /// A registry list; a token without admin rights gets none (names then

@@ -259,7 +259,7 @@ impl Session {
         }
     }
 
-    /// The next event's `data` (of any subscription).
+    /// The next event (of any subscription): `event_type` and `data`.
     pub async fn next_event(&mut self) -> Result<Value, HaError> {
         loop {
             let message = match self.events.pop_front() {
@@ -267,7 +267,7 @@ impl Session {
                 None => self.receive().await?,
             };
             if message["type"] == "event" {
-                return Ok(message["event"]["data"].clone());
+                return Ok(message["event"].clone());
             }
         }
     }

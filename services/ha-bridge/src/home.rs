@@ -126,6 +126,19 @@ impl Home {
         }
     }
 
+    /// Replaces the registries (names, aliases, areas changed).
+    pub fn set_registries(
+        &mut self,
+        registry: Vec<RegistryEntry>,
+        areas: Vec<Area>,
+        devices: Vec<Device>,
+    ) {
+        let fresh = Self::new(Vec::new(), registry, areas, devices);
+        self.registry = fresh.registry;
+        self.areas = fresh.areas;
+        self.devices = fresh.devices;
+    }
+
     /// The services Home Assistant offers, from `get_services`
     /// (`{domain: {service: description}}`).
     pub fn with_services(mut self, services: &Value) -> Self {

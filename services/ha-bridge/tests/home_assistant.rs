@@ -274,6 +274,24 @@ async fn the_bridge_drives_a_real_home_assistant() {
     );
     assert_eq!(found[0]["score"], 1.0);
 
+    // An alias the owner adds in Home Assistant is known at once.
+    let mut owner = Session::connect(&config, &config.token).await.unwrap();
+    owner
+        .command(json!({"type": "config/entity_registry/update",
+                        "entity_id": "light.kitchen_lights", "aliases": ["cooking lamp"]}))
+        .await
+        .unwrap();
+    until(10, "the new alias", async || {
+        let found = post(
+            &format!("{api}/v1/resolve"),
+            json!({"name": "cooking lamp"}),
+        )
+        .await
+        .1;
+        found[0]["entity"]["entity_id"] == "light.kitchen_lights"
+    })
+    .await;
+
     // Off and on again through the bridge, with the resulting state.
     let kitchen = format!("{api}/v1/services/light");
     let (code, off) = post(
