@@ -90,7 +90,7 @@ def main() -> int:
     p.add_argument("--model", required=True)
     p.add_argument("case")
     p.add_argument("--system", default="You are a helpful assistant.")
-    p.add_argument("--text", default="What is the capital of France?")
+    p.add_argument("--text", default="What is the capital of France? Answer in one short sentence.")
     p.add_argument("--max-tokens", type=int)
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--seed", type=int)
