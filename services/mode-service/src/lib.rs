@@ -5,6 +5,8 @@
 //! the `policy` readiness check fails and says why, so nothing routes work
 //! to a service that cannot do it.
 
+pub mod calendar;
+
 use athena_runtime::http::{HttpConfig, HttpService};
 
 /// The service's name in logs, metrics and `/healthz`.
