@@ -1,11 +1,13 @@
 //! Owner and guest mode: the booking calendar decides the mode, the policy decides what guests may do.
 //!
-//! This is the service's frame: configuration, HTTP API with `/healthz`,
-//! `/readyz` and `/metrics`, graceful drain. Until its engine is built in,
-//! the `policy` readiness check fails and says why, so nothing routes work
-//! to a service that cannot do it.
+//! Built so far: `calendar` (booking calendars read from iCalendar) and
+//! `schedule` (the mode at an instant, and why). Still a frame as a service:
+//! configuration, `/healthz`, `/readyz` and `/metrics`, graceful drain;
+//! until the policy, state store and API are in, the `policy` readiness
+//! check fails and says why, so nothing routes work to it.
 
 pub mod calendar;
+pub mod schedule;
 
 use athena_runtime::http::{HttpConfig, HttpService};
 
