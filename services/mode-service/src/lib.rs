@@ -1,12 +1,14 @@
 //! Owner and guest mode: the booking calendar decides the mode, the policy decides what guests may do.
 //!
-//! Built so far: `calendar` (booking calendars read from iCalendar) and
-//! `schedule` (the mode at an instant, and why). Still a frame as a service:
+//! Built so far: `calendar` (booking calendars read from iCalendar),
+//! `schedule` (the mode at an instant, and why) and `policy` (what each
+//! mode may do, from YAML). Still a frame as a service:
 //! configuration, `/healthz`, `/readyz` and `/metrics`, graceful drain;
-//! until the policy, state store and API are in, the `policy` readiness
+//! until the state store, calendar polling and API are in, the `policy` readiness
 //! check fails and says why, so nothing routes work to it.
 
 pub mod calendar;
+pub mod policy;
 pub mod schedule;
 
 use athena_runtime::http::{HttpConfig, HttpService};
