@@ -5,6 +5,8 @@
 //! the `index` readiness check fails and says why, so nothing routes work
 //! to a service that cannot do it.
 
+pub mod embed;
+
 use athena_runtime::http::{HttpConfig, HttpService};
 
 /// The service's name in logs, metrics and `/healthz`.

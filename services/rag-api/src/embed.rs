@@ -1,0 +1,200 @@
+//! Sentence embeddings computed here with candle: a BERT encoder
+//! (all-MiniLM-L6-v2 by default), mean pooling over the real tokens only,
+//! then unit length, as sentence-transformers computes them.
+//!
+//! The packaged tokenizer pads every input to 128 tokens; padding and
+//! truncation are turned off here, a batch is padded to its own longest
+//! input and the padding is masked out of attention and pooling. Inputs are
+//! sorted by length before batching, so a batch holds texts of similar
+//! length and little is spent on padding.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config as BertConfig};
+use tokenizers::Tokenizer;
+
+/// Why embedding failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    /// The model directory lacks a file or holds a broken one.
+    #[error("embedding model {dir}: {reason}")]
+    Load { dir: String, reason: String },
+    /// An input has more tokens than the model's window.
+    #[error("input {index} has {tokens} tokens; the model reads at most {max}")]
+    TooLong {
+        index: usize,
+        tokens: usize,
+        max: usize,
+    },
+    /// An input is empty (or only whitespace).
+    #[error("input {0} is empty")]
+    Empty(usize),
+    /// The computation failed.
+    #[error("embedding failed: {0}")]
+    Compute(String),
+}
+
+fn compute(e: impl std::fmt::Display) -> EmbedError {
+    EmbedError::Compute(e.to_string())
+}
+
+/// A loaded sentence-embedding model.
+pub struct Embedder {
+    model: BertModel,
+    tokenizer: Tokenizer,
+    device: Device,
+    dims: usize,
+    max_tokens: usize,
+    batch: usize,
+}
+
+impl std::fmt::Debug for Embedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedder")
+            .field("dims", &self.dims)
+            .field("max_tokens", &self.max_tokens)
+            .field("device", &self.device)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The window a sentence-transformers model was trained for
+/// (`sentence_bert_config.json`), else 256; never beyond the positions.
+fn window(dir: &Path, positions: usize) -> usize {
+    let configured = std::fs::read_to_string(dir.join("sentence_bert_config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["max_seq_length"].as_u64())
+        .and_then(|n| usize::try_from(n).ok());
+    configured.unwrap_or(256).min(positions)
+}
+
+impl Embedder {
+    /// Loads `config.json`, `tokenizer.json` and `model.safetensors` from
+    /// `dir`, on the CPU or the first CUDA device; `batch` inputs per pass.
+    pub fn load(dir: &Path, gpu: bool, batch: usize) -> Result<Self, EmbedError> {
+        let fail = |reason: String| EmbedError::Load {
+            dir: dir.display().to_string(),
+            reason,
+        };
+        let device = if gpu {
+            Device::new_cuda(0).map_err(|e| fail(format!("no CUDA device: {e}")))?
+        } else {
+            Device::Cpu
+        };
+        let config: BertConfig = std::fs::read_to_string(dir.join("config.json"))
+            .map_err(|e| fail(format!("config.json: {e}")))
+            .and_then(|t| {
+                serde_json::from_str(&t).map_err(|e| fail(format!("config.json: {e}")))
+            })?;
+        let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
+            .map_err(|e| fail(format!("tokenizer.json: {e}")))?;
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(None)
+            .map_err(|e| fail(format!("tokenizer.json: {e}")))?;
+        let weights = std::fs::read(dir.join("model.safetensors"))
+            .map_err(|e| fail(format!("model.safetensors: {e}")))?;
+        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
+            .map_err(|e| fail(format!("model.safetensors: {e}")))?;
+        let model = BertModel::load(vb, &config).map_err(|e| fail(e.to_string()))?;
+        Ok(Self {
+            model,
+            tokenizer,
+            device,
+            dims: config.hidden_size,
+            max_tokens: window(dir, config.max_position_embeddings),
+            batch: batch.max(1),
+        })
+    }
+
+    /// Vector length.
+    pub fn dims(&self) -> usize {
+        self.dims
+    }
+
+    /// The most tokens one input may have (special tokens included).
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
+    }
+
+    /// Tokens `text` takes, special tokens included.
+    pub fn count_tokens(&self, text: &str) -> Result<usize, EmbedError> {
+        Ok(self.tokenizer.encode(text, true).map_err(compute)?.len())
+    }
+
+    /// Unit vectors for `texts`, in their order.
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let mut encodings = Vec::with_capacity(texts.len());
+        for (index, text) in texts.iter().enumerate() {
+            if text.trim().is_empty() {
+                return Err(EmbedError::Empty(index));
+            }
+            let encoding = self.tokenizer.encode(*text, true).map_err(compute)?;
+            if encoding.len() > self.max_tokens {
+                return Err(EmbedError::TooLong {
+                    index,
+                    tokens: encoding.len(),
+                    max: self.max_tokens,
+                });
+            }
+            encodings.push(encoding);
+        }
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| encodings[i].len());
+        let mut out = vec![Vec::new(); texts.len()];
+        for group in order.chunks(self.batch) {
+            let batch: Vec<&tokenizers::Encoding> = group.iter().map(|&i| &encodings[i]).collect();
+            for (&i, vector) in group.iter().zip(self.embed_batch(&batch)?) {
+                out[i] = vector;
+            }
+        }
+        Ok(out)
+    }
+
+    fn embed_batch(&self, batch: &[&tokenizers::Encoding]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let longest = batch.iter().map(|e| e.len()).max().unwrap_or(0);
+        let n = batch.len();
+        let mut ids = vec![0u32; n * longest];
+        let mut mask = vec![0u32; n * longest];
+        for (row, e) in batch.iter().enumerate() {
+            let at = row * longest;
+            ids[at..at + e.len()].copy_from_slice(e.get_ids());
+            mask[at..at + e.len()].fill(1);
+        }
+        let ids = Tensor::from_vec(ids, (n, longest), &self.device).map_err(compute)?;
+        let mask = Tensor::from_vec(mask, (n, longest), &self.device).map_err(compute)?;
+        let types = ids.zeros_like().map_err(compute)?;
+        let hidden = self
+            .model
+            .forward(&ids, &types, Some(&mask))
+            .map_err(compute)?;
+        // Mean over real tokens: sum(hidden · mask) / count, then unit length.
+        let mask = mask
+            .to_dtype(DType::F32)
+            .and_then(|m| m.unsqueeze(2))
+            .map_err(compute)?;
+        let summed = hidden
+            .broadcast_mul(&mask)
+            .and_then(|h| h.sum(1))
+            .map_err(compute)?;
+        let counts = mask.sum(1).map_err(compute)?;
+        let mean = summed.broadcast_div(&counts).map_err(compute)?;
+        let norms = mean
+            .sqr()
+            .and_then(|s| s.sum_keepdim(1))
+            .and_then(|s| s.sqrt())
+            .and_then(|s| s.clamp(1e-12, f64::MAX))
+            .map_err(compute)?;
+        mean.broadcast_div(&norms)
+            .and_then(|v| v.to_vec2::<f32>())
+            .map_err(compute)
+    }
+}
+
+/// Cosine of two unit vectors.
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
