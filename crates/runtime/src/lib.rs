@@ -19,3 +19,12 @@ pub use config::{ConfigError, ConfigSource, Validate};
 pub use http::{ApiError, Readiness};
 pub use service::{Service, ServiceContext, launch, run_single};
 pub use wyoming_server::WyomingConfig;
+
+/// A TCP port on 127.0.0.1 that was free a moment ago, for tests and
+/// benchmarks that start servers (another process may take it first; the
+/// window is short).
+pub fn free_local_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}

@@ -20,11 +20,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    athena_runtime::free_local_port().unwrap()
 }
 
 /// A Home Assistant process on a config directory; killed when dropped.

@@ -249,11 +249,7 @@ fn wait_ready(agent: &ureq::Agent, mut servers: [&mut Server; 2]) -> [f64; 2] {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    athena_runtime::free_local_port().unwrap()
 }
 
 /// The body of a greedy `/v1/completions` request.

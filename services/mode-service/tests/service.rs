@@ -10,7 +10,6 @@ use std::time::Duration;
 use athena_mode_service::config::CalendarSource;
 use athena_mode_service::{Config, ManualClock};
 use athena_runtime::http::Readiness;
-use athena_runtime::service::{Service, ServiceContext};
 use athena_store::StoreConfig;
 use athena_store::testing::RedisServer;
 use axum::http::StatusCode;
@@ -21,14 +20,6 @@ use tokio_util::sync::CancellationToken;
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// What the calendar server answers.
@@ -106,16 +97,28 @@ struct Running {
 
 impl Running {
     async fn start(config: &Config, clock: Arc<ManualClock>, wait_ready: bool) -> Self {
-        let mut config = config.clone();
-        let port = free_port();
-        config.http = ([127, 0, 0, 1], port).into();
+        // The listener is bound here, so no other socket can take its port
+        // between choosing and binding it.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let config = config.clone();
         let shutdown = CancellationToken::new();
-        let ctx = ServiceContext {
-            shutdown: shutdown.clone(),
-            readiness: Readiness::default(),
-        };
-        let service = Box::new(athena_mode_service::with_clock(config, clock));
-        let task = tokio::spawn(service.run(ctx));
+        let readiness = Readiness::default();
+        let house = athena_mode_service::House::new(&config, clock).unwrap();
+        let api = athena_mode_service::http_api::router(house.clone(), config.max_body_bytes);
+        let serve = athena_runtime::http::serve_on(
+            listener,
+            athena_mode_service::NAME,
+            api,
+            readiness.clone(),
+            shutdown.clone(),
+        );
+        let background =
+            athena_mode_service::keep_current(house, config, readiness, shutdown.clone());
+        let task = tokio::spawn(async move {
+            let (a, b) = tokio::join!(serve, background);
+            a.and(b)
+        });
         let running = Self {
             base: format!("http://127.0.0.1:{port}"),
             http: reqwest::Client::new(),
@@ -130,11 +133,11 @@ impl Running {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        let ready = running.get("/readyz").await;
         if running.task.is_finished() {
             let ended = running.task.await;
             panic!("mode-service ended: {ended:?}");
         }
+        let ready = running.get("/readyz").await;
         panic!("mode-service did not become ready: {ready:?}");
     }
 

@@ -186,11 +186,7 @@ impl Drop for Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    athena_runtime::free_local_port().unwrap()
 }
 
 /// Waits until a Wyoming server answers `describe` with a loaded voice.

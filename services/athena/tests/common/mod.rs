@@ -35,11 +35,7 @@ pub fn run_json(script: &str, args: &[&str]) -> Value {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    athena_runtime::free_local_port().unwrap()
 }
 
 /// One service at a time: inference uses both cores of a small machine,
