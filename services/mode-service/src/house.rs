@@ -277,12 +277,8 @@ impl House {
     /// The bookings between `from` and `until`, from every calendar.
     pub fn bookings(&self, from: DateTime<Utc>, until: DateTime<Utc>) -> Vec<Booking> {
         let inner = self.lock();
-        let events: Vec<Event> = inner
-            .calendars
-            .iter()
-            .flat_map(|c| c.events.iter().cloned())
-            .collect();
-        schedule::bookings(&events, &self.rules, from, until)
+        let events = inner.calendars.iter().flat_map(|c| &c.events);
+        schedule::bookings(events, &self.rules, from, until)
     }
 
     /// The mode at `at` (default now), and why.

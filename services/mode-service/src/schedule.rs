@@ -60,15 +60,15 @@ pub enum Reason {
 /// The bookings of `events` (not cancelled) that end after `from` and
 /// start before `until`, in order. Overlapping and back-to-back stays are
 /// merged into one guest period where they touch.
-pub fn bookings(
-    events: &[Event],
+pub fn bookings<'a>(
+    events: impl IntoIterator<Item = &'a Event>,
     rules: &HouseRules,
     from: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Vec<Booking> {
     let horizon = until.with_timezone(&rules.zone).naive_local() + chrono::Duration::days(1);
     let mut out: Vec<Booking> = events
-        .iter()
+        .into_iter()
         .filter(|e| !e.cancelled)
         .flat_map(|e| e.occurrences(horizon))
         .map(|o| Booking {

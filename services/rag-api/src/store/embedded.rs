@@ -151,8 +151,9 @@ impl EmbeddedStore {
     fn write(inner: &mut Inner, dims: usize, op: Op) -> Result<(), StoreError> {
         inner.wal.append(&op).map_err(io)?;
         inner.apply(op);
-        let live = inner.live_bytes(dims);
-        if inner.wal.len() > COMPACT_MIN && inner.wal.len() > live * COMPACT_RATIO {
+        // Counting the live data walks every chunk: only when the log is big.
+        if inner.wal.len() > COMPACT_MIN && inner.wal.len() > inner.live_bytes(dims) * COMPACT_RATIO
+        {
             let ops = inner.as_ops();
             match inner.wal.rewrite(&ops) {
                 Ok(()) => tracing::info!(bytes = inner.wal.len(), "index log compacted"),
