@@ -4,51 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use athena_runtime::config::Validate;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
-/// A secret (the access token): never printed, logged or serialized.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The secret itself, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// True when none was given.
-    pub fn is_empty(&self) -> bool {
-        self.0.trim().is_empty()
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(s: &str) -> Self {
-        Self(s.trim().to_owned())
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.is_empty() {
-            "(none)"
-        } else {
-            "(hidden)"
-        })
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(if self.is_empty() { "" } else { "(hidden)" })
-    }
-}
-
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Self::from(String::deserialize(d)?.as_str()))
-    }
-}
+pub use athena_runtime::config::Secret;
 
 /// The bridge's settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,11 +7,11 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
+use crate::connectors;
 use crate::embed::{EmbedError, Embedder};
 use crate::ingest::{self, Format, IngestError};
 use crate::store::{
-    Access, Chunk, Collection, CollectionInfo, Document, EmbeddedStore, Hit, StoreError,
-    VectorStore,
+    Access, Backend, Chunk, Collection, CollectionInfo, Document, Hit, StoreError, VectorStore,
 };
 
 /// What went wrong, for the one place that maps errors to responses.
@@ -53,10 +53,12 @@ pub struct Query {
 #[derive(Debug)]
 pub struct Rag {
     embedder: Arc<Embedder>,
-    store: EmbeddedStore,
+    store: Backend,
     /// One embedding pass at a time: each uses every core.
     gate: Semaphore,
     config: Config,
+    /// What the connectors feeding this index last did (`GET /v1/connectors`).
+    connectors: connectors::Status,
 }
 
 /// `[a-z0-9_-]`, 1 to 64 characters.
@@ -83,14 +85,21 @@ fn now_secs() -> u64 {
 }
 
 impl Rag {
-    /// The engine over a loaded embedder and an opened store.
-    pub fn new(embedder: Embedder, store: EmbeddedStore, config: Config) -> Self {
+    /// The engine over a loaded embedder and an opened store (either
+    /// backend, or a [`Backend`] already).
+    pub fn new(embedder: Embedder, store: impl Into<Backend>, config: Config) -> Self {
         Self {
             embedder: Arc::new(embedder),
-            store,
+            store: store.into(),
             gate: Semaphore::new(1),
             config,
+            connectors: connectors::Status::default(),
         }
+    }
+
+    /// The connectors' reports, kept with the index they feed.
+    pub fn connectors(&self) -> &connectors::Status {
+        &self.connectors
     }
 
     /// The embedder (for `/v1/embeddings`).

@@ -7,6 +7,9 @@
 //!   (`PUT` body: `{text, format?, source?, title?}`)
 //! - `POST /v1/search` `{query, collections?, access?, limit?, threshold?}`
 //! - `POST /v1/embeddings`: OpenAI's shape.
+//! - `GET /v1/connectors`: what each watched folder and fetched URL last did.
+//! - `GET /openapi.json`: all of the above as an OpenAPI 3.1 document
+//!   (written by hand in `openapi.yaml`; a test holds it to the routes).
 
 use std::sync::Arc;
 
@@ -84,6 +87,8 @@ pub fn router(slot: Slot, max_body_bytes: usize, default_limit: usize) -> Router
         )
         .route("/v1/search", post(search))
         .route("/v1/embeddings", post(embeddings))
+        .route("/v1/connectors", get(connectors))
+        .route("/openapi.json", get(openapi))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state((slot, default_limit))
 }
@@ -198,6 +203,12 @@ async fn search(
     Ok(Json(json!({ "results": hits })))
 }
 
+async fn connectors(State((slot, _)): Ctx) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        json!({ "connectors": rag(&slot)?.connectors().reports() }),
+    ))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum Input {
@@ -250,4 +261,18 @@ async fn embeddings(
         "model": r.model.unwrap_or_default(),
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     })))
+}
+
+/// The OpenAPI document, from `openapi.yaml` (parsed once; a test checks it
+/// parses and covers every route).
+pub fn openapi_document() -> &'static Value {
+    static DOC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        serde_yaml_ng::from_str(include_str!("../openapi.yaml"))
+            .unwrap_or_else(|e| json!({ "error": format!("openapi.yaml: {e}") }))
+    })
+}
+
+async fn openapi() -> Json<Value> {
+    Json(openapi_document().clone())
 }

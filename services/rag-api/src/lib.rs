@@ -4,11 +4,13 @@
 //!
 //! - [`embed`]: sentence embeddings (all-MiniLM-L6-v2 by default).
 //! - [`ingest`]: format checks, text from Markdown/HTML, chunking.
-//! - [`store`]: the vector store interface and the embedded backend.
+//! - [`store`]: the vector store interface, the embedded backend and Qdrant.
 //! - [`engine`]: ingestion and search over the two.
+//! - [`connectors`]: watched folders and URLs fetched on a schedule.
 //! - [`http_api`]: the API.
 
 pub mod config;
+pub mod connectors;
 pub mod embed;
 pub mod engine;
 pub mod http_api;
@@ -36,14 +38,28 @@ pub fn default_config() -> Config {
     Config::default()
 }
 
-/// Loads the model (fetching it if needed) and opens the index.
+/// Loads the model (fetching it if needed) and opens the index. Blocks:
+/// call it off the async threads, inside a tokio runtime (the Qdrant
+/// backend's client is async).
 pub fn load(config: &Config) -> anyhow::Result<Rag> {
     let dir = match ModelRef::parse(&config.model) {
         ModelRef::Catalog(name) => athena_models::Store::from_env()?.ensure(&name)?,
         ModelRef::Path(path) => path,
     };
     let embedder = embed::Embedder::load(&dir, config.gpu, config.batch)?;
-    let store = store::EmbeddedStore::open(&config.index_dir(), embedder.dims())?;
+    let store: store::Backend = match config.backend {
+        config::BackendKind::Embedded => {
+            store::EmbeddedStore::open(&config.index_dir(), embedder.dims())?.into()
+        }
+        config::BackendKind::Qdrant => {
+            // `load` runs on a blocking thread of the service's runtime.
+            let runtime = tokio::runtime::Handle::try_current()
+                .map_err(|e| anyhow::anyhow!("the qdrant backend needs a tokio runtime: {e}"))?;
+            runtime
+                .block_on(store::QdrantStore::open(&config.qdrant, embedder.dims()))?
+                .into()
+        }
+    };
     Ok(Rag::new(embedder, store, config.clone()))
 }
 
@@ -74,10 +90,22 @@ impl Service for RagService {
                     &ctx,
                     CHECK,
                     format!("loading {}", config.model),
-                    slot,
+                    slot.clone(),
                     move || load(&config),
                     |rag| format!("{} dimensions", rag.embedder().dims()),
                 )
+            };
+            // The connectors start once the index is there.
+            let following: service::Part<'static> = {
+                let sources = connectors::from_config(&config);
+                let shutdown = ctx.shutdown.clone();
+                Box::pin(async move {
+                    loading.await?;
+                    match slot.get() {
+                        Some(rag) => connectors::run(rag.clone(), sources, shutdown).await,
+                        None => Ok(()),
+                    }
+                })
             };
             let serve = http::serve(
                 NAME,
@@ -86,7 +114,7 @@ impl Service for RagService {
                 ctx.readiness.clone(),
                 ctx.shutdown.clone(),
             );
-            service::run_parts(&ctx.shutdown, vec![loading, Box::pin(serve)]).await
+            service::run_parts(&ctx.shutdown, vec![following, Box::pin(serve)]).await
         })
     }
 }

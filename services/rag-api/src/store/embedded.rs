@@ -3,46 +3,121 @@
 //! replayed at start (a torn last record, from a crash mid-write, is
 //! dropped: it was never acknowledged) and compacted when mostly stale.
 //!
-//! Search is exact (every chunk's cosine); see `BENCHMARKS.md` for where
-//! that stops being fast enough.
+//! Vectors live per collection in [`Vectors`] (an arena and an HNSW graph);
+//! a background thread, the indexer, extends the graphs a few nodes at a
+//! time, so neither a write nor the start waits for the graph, and searches
+//! stay exact over whatever the graph does not cover yet.
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
+use super::vectors::{IndexParams, Owner, Vectors};
 use super::wal::{self, Op, Wal};
 use super::{Chunk, Collection, CollectionInfo, Document, Hit, StoreError, VectorStore};
 
-#[derive(Debug, Default)]
+/// A document as held: its record, its chunks (their vectors are in the
+/// collection's arena) and the slots of those vectors.
+#[derive(Debug)]
+struct Stored {
+    document: Document,
+    chunks: Vec<Chunk>,
+    slots: Vec<u32>,
+}
+
+#[derive(Debug)]
 struct CollectionState {
     collection: Option<Collection>,
-    docs: BTreeMap<String, (Document, Vec<Chunk>)>,
+    docs: BTreeMap<String, Stored>,
+    vectors: Vectors,
+}
+
+impl CollectionState {
+    fn remove(&mut self, id: &str) {
+        if let Some(old) = self.docs.remove(id) {
+            for slot in old.slots {
+                self.vectors.remove(slot);
+            }
+        }
+    }
+
+    /// Rebuilds the arena from the live slots when the dead outweigh them.
+    fn compact_if_wasteful(&mut self) {
+        if !self.vectors.wasteful() {
+            return;
+        }
+        let (fresh, moved) = self.vectors.compacted();
+        for stored in self.docs.values_mut() {
+            for slot in &mut stored.slots {
+                *slot = moved[*slot as usize].unwrap_or(*slot);
+            }
+        }
+        self.vectors = fresh;
+    }
 }
 
 #[derive(Debug)]
 struct Inner {
     collections: BTreeMap<String, CollectionState>,
     wal: Wal,
+    dims: usize,
+    params: IndexParams,
 }
 
 impl Inner {
     fn apply(&mut self, op: Op) {
         match op {
             Op::CreateCollection { collection } => {
-                let state = self.collections.entry(collection.name.clone()).or_default();
+                let (dims, params) = (self.dims, self.params);
+                let state = self
+                    .collections
+                    .entry(collection.name.clone())
+                    .or_insert_with(|| CollectionState {
+                        collection: None,
+                        docs: BTreeMap::new(),
+                        vectors: Vectors::new(dims, params),
+                    });
                 state.collection = Some(collection);
             }
             Op::DeleteCollection { name } => {
                 self.collections.remove(&name);
             }
-            Op::PutDocument { document, chunks } => {
+            Op::PutDocument {
+                document,
+                mut chunks,
+            } => {
                 if let Some(c) = self.collections.get_mut(&document.collection) {
-                    c.docs.insert(document.id.clone(), (document, chunks));
+                    c.remove(&document.id);
+                    let id: Arc<str> = Arc::from(document.id.as_str());
+                    let slots = chunks
+                        .iter_mut()
+                        .enumerate()
+                        .map(|(position, chunk)| {
+                            let vector = std::mem::take(&mut chunk.vector);
+                            let owner = Owner {
+                                document: id.clone(),
+                                position,
+                            };
+                            c.vectors.push(owner, &vector)
+                        })
+                        .collect();
+                    c.docs.insert(
+                        document.id.clone(),
+                        Stored {
+                            document,
+                            chunks,
+                            slots,
+                        },
+                    );
+                    c.compact_if_wasteful();
                 }
             }
             Op::DeleteDocument { collection, id } => {
                 if let Some(c) = self.collections.get_mut(&collection) {
-                    c.docs.remove(&id);
+                    c.remove(&id);
+                    c.compact_if_wasteful();
                 }
             }
         }
@@ -56,10 +131,19 @@ impl Inner {
                 ops.push(Op::CreateCollection {
                     collection: collection.clone(),
                 });
-                for (doc, chunks) in c.docs.values() {
+                for stored in c.docs.values() {
+                    let chunks = stored
+                        .chunks
+                        .iter()
+                        .zip(&stored.slots)
+                        .map(|(chunk, &slot)| Chunk {
+                            vector: c.vectors.vector(slot).to_vec(),
+                            ..chunk.clone()
+                        })
+                        .collect();
                     ops.push(Op::PutDocument {
-                        document: doc.clone(),
-                        chunks: chunks.clone(),
+                        document: stored.document.clone(),
+                        chunks,
                     });
                 }
             }
@@ -67,19 +151,21 @@ impl Inner {
         ops
     }
 
-    fn live_bytes(&self, dims: usize) -> u64 {
-        let chunks: usize = self
+    fn live_bytes(&self) -> u64 {
+        let bytes: usize = self
             .collections
             .values()
-            .flat_map(|c| c.docs.values())
-            .map(|(_, chunks)| {
-                chunks
-                    .iter()
-                    .map(|c| c.text.len() + dims * 4 + 64)
-                    .sum::<usize>()
+            .map(|c| {
+                let text: usize = c
+                    .docs
+                    .values()
+                    .flat_map(|s| &s.chunks)
+                    .map(|chunk| chunk.text.len() + chunk.heading.len() + 64)
+                    .sum();
+                text + c.vectors.live() * self.dims * 4
             })
             .sum();
-        chunks as u64
+        bytes as u64
     }
 
     fn known(&self, name: &str) -> Result<&CollectionState, StoreError> {
@@ -87,6 +173,39 @@ impl Inner {
             .get(name)
             .filter(|c| c.collection.is_some())
             .ok_or_else(|| StoreError::UnknownCollection(name.to_owned()))
+    }
+
+    /// Extends the first graph that is behind by up to `n` nodes; how many.
+    fn index_some(&mut self, n: usize) -> usize {
+        self.collections
+            .values_mut()
+            .find(|c| c.vectors.pending())
+            .map_or(0, |c| c.vectors.index_some(n))
+    }
+}
+
+/// Nodes the indexer adds while holding the lock (a few milliseconds at
+/// 100k vectors), so searches wait little behind it.
+const INDEX_BATCH: usize = 16;
+
+/// The indexer: extends graphs while there is work, sleeps until a write
+/// wakes it, and ends with the store.
+fn indexer(inner: Weak<Mutex<Inner>>, wake: Receiver<()>) {
+    loop {
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let added = strong
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .index_some(INDEX_BATCH);
+        drop(strong);
+        if added == 0 {
+            match wake.recv_timeout(Duration::from_secs(10)) {
+                Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
     }
 }
 
@@ -100,6 +219,8 @@ const COMPACT_MIN: u64 = 32 << 20;
 pub struct EmbeddedStore {
     inner: Arc<Mutex<Inner>>,
     dims: usize,
+    /// Wakes the indexer after a write; it ends when every clone is gone.
+    wake: SyncSender<()>,
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -109,6 +230,11 @@ fn io(e: impl std::fmt::Display) -> StoreError {
 impl EmbeddedStore {
     /// Opens (or creates) the store in `dir` for vectors of `dims`.
     pub fn open(dir: &Path, dims: usize) -> Result<Self, StoreError> {
+        Self::open_with(dir, dims, IndexParams::default())
+    }
+
+    /// The same, with the index's parameters given.
+    pub fn open_with(dir: &Path, dims: usize, params: IndexParams) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| io(format!("{}: {e}", dir.display())))?;
         let path = dir.join(format!("index-{dims}.wal"));
         let (ops, good) = wal::read(&path, dims).map_err(io)?;
@@ -116,6 +242,8 @@ impl EmbeddedStore {
         let mut inner = Inner {
             collections: BTreeMap::new(),
             wal,
+            dims,
+            params,
         };
         let replayed = ops.len();
         for op in ops {
@@ -127,65 +255,92 @@ impl EmbeddedStore {
             collections = inner.collections.len(),
             "embedded index opened"
         );
-        Ok(Self {
-            inner: Arc::new(Mutex::new(inner)),
-            dims,
-        })
+        let inner = Arc::new(Mutex::new(inner));
+        let (wake, woken) = mpsc::sync_channel(1);
+        let weak = Arc::downgrade(&inner);
+        std::thread::Builder::new()
+            .name("rag-indexer".into())
+            .spawn(move || indexer(weak, woken))
+            .map_err(io)?;
+        Ok(Self { inner, dims, wake })
+    }
+
+    /// Whether every graph has caught up with its collection.
+    pub fn indexed(&self) -> bool {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.collections.values().all(|c| !c.vectors.pending())
     }
 
     /// Runs `f` on the state off the async threads (it may sync to disk).
     async fn with<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Inner, usize) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&mut Inner) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let inner = self.inner.clone();
-        let dims = self.dims;
         tokio::task::spawn_blocking(move || {
             let mut guard = inner.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard, dims)
+            f(&mut guard)
         })
         .await
         .map_err(io)?
     }
 
-    fn write(inner: &mut Inner, dims: usize, op: Op) -> Result<(), StoreError> {
-        inner.wal.append(&op).map_err(io)?;
-        inner.apply(op);
-        // Counting the live data walks every chunk: only when the log is big.
-        if inner.wal.len() > COMPACT_MIN && inner.wal.len() > inner.live_bytes(dims) * COMPACT_RATIO
-        {
-            let ops = inner.as_ops();
-            match inner.wal.rewrite(&ops) {
-                Ok(()) => tracing::info!(bytes = inner.wal.len(), "index log compacted"),
-                Err(e) => tracing::warn!(error = %e, "index log compaction failed; carrying on"),
+    /// Logs `op`, applies it and wakes the indexer.
+    async fn write(
+        &self,
+        check: impl FnOnce(&Inner) -> Result<(), StoreError> + Send + 'static,
+        op: Op,
+    ) -> Result<(), StoreError> {
+        self.with(move |inner| {
+            check(inner)?;
+            inner.wal.append(&op).map_err(io)?;
+            inner.apply(op);
+            // Counting the live data walks every chunk: only when the log is big.
+            if inner.wal.len() > COMPACT_MIN && inner.wal.len() > inner.live_bytes() * COMPACT_RATIO
+            {
+                let ops = inner.as_ops();
+                match inner.wal.rewrite(&ops) {
+                    Ok(()) => tracing::info!(bytes = inner.wal.len(), "index log compacted"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "index log compaction failed; carrying on");
+                    }
+                }
             }
-        }
+            Ok(())
+        })
+        .await?;
+        // Full means the indexer is awake already.
+        let _ = self.wake.try_send(());
         Ok(())
     }
 }
 
 impl VectorStore for EmbeddedStore {
     async fn create_collection(&self, c: Collection) -> Result<(), StoreError> {
-        self.with(move |inner, dims| {
-            if inner.known(&c.name).is_ok() {
-                return Err(StoreError::CollectionExists(c.name));
-            }
-            Self::write(inner, dims, Op::CreateCollection { collection: c })
-        })
+        let name = c.name.clone();
+        self.write(
+            move |inner| match inner.known(&name) {
+                Ok(_) => Err(StoreError::CollectionExists(name)),
+                Err(_) => Ok(()),
+            },
+            Op::CreateCollection { collection: c },
+        )
         .await
     }
 
     async fn delete_collection(&self, name: &str) -> Result<(), StoreError> {
-        let name = name.to_owned();
-        self.with(move |inner, dims| {
-            inner.known(&name)?;
-            Self::write(inner, dims, Op::DeleteCollection { name })
-        })
+        let known = name.to_owned();
+        self.write(
+            move |inner| inner.known(&known).map(|_| ()),
+            Op::DeleteCollection {
+                name: name.to_owned(),
+            },
+        )
         .await
     }
 
     async fn collections(&self) -> Result<Vec<CollectionInfo>, StoreError> {
-        self.with(|inner, _| {
+        self.with(|inner| {
             Ok(inner
                 .collections
                 .values()
@@ -193,7 +348,7 @@ impl VectorStore for EmbeddedStore {
                     Some(CollectionInfo {
                         collection: c.collection.clone()?,
                         documents: c.docs.len(),
-                        chunks: c.docs.values().map(|(_, ch)| ch.len()).sum(),
+                        chunks: c.vectors.live(),
                     })
                 })
                 .collect())
@@ -205,54 +360,58 @@ impl VectorStore for EmbeddedStore {
         if chunks.iter().any(|c| c.vector.len() != self.dims) {
             return Err(io("a chunk's vector has the wrong length"));
         }
-        self.with(move |inner, dims| {
-            inner.known(&doc.collection)?;
-            Self::write(
-                inner,
-                dims,
-                Op::PutDocument {
-                    document: doc,
-                    chunks,
-                },
-            )
-        })
+        let collection = doc.collection.clone();
+        self.write(
+            move |inner| inner.known(&collection).map(|_| ()),
+            Op::PutDocument {
+                document: doc,
+                chunks,
+            },
+        )
         .await
     }
 
     async fn delete_document(&self, collection: &str, id: &str) -> Result<(), StoreError> {
-        let (collection, id) = (collection.to_owned(), id.to_owned());
-        self.with(move |inner, dims| {
-            if !inner.known(&collection)?.docs.contains_key(&id) {
-                return Err(StoreError::UnknownDocument {
-                    collection,
-                    document: id,
-                });
-            }
-            Self::write(inner, dims, Op::DeleteDocument { collection, id })
-        })
+        let (c, d) = (collection.to_owned(), id.to_owned());
+        self.write(
+            move |inner| {
+                if inner.known(&c)?.docs.contains_key(&d) {
+                    Ok(())
+                } else {
+                    Err(StoreError::UnknownDocument {
+                        collection: c,
+                        document: d,
+                    })
+                }
+            },
+            Op::DeleteDocument {
+                collection: collection.to_owned(),
+                id: id.to_owned(),
+            },
+        )
         .await
     }
 
     async fn document(&self, collection: &str, id: &str) -> Result<Option<Document>, StoreError> {
         let (collection, id) = (collection.to_owned(), id.to_owned());
-        self.with(move |inner, _| {
+        self.with(move |inner| {
             Ok(inner
                 .known(&collection)?
                 .docs
                 .get(&id)
-                .map(|(d, _)| d.clone()))
+                .map(|s| s.document.clone()))
         })
         .await
     }
 
     async fn documents(&self, collection: &str) -> Result<Vec<Document>, StoreError> {
         let collection = collection.to_owned();
-        self.with(move |inner, _| {
+        self.with(move |inner| {
             Ok(inner
                 .known(&collection)?
                 .docs
                 .values()
-                .map(|(d, _)| d.clone())
+                .map(|s| s.document.clone())
                 .collect())
         })
         .await
@@ -267,18 +426,16 @@ impl VectorStore for EmbeddedStore {
     ) -> Result<Vec<Hit>, StoreError> {
         let collections = collections.to_vec();
         let query = vector.to_vec();
-        self.with(move |inner, _| {
+        self.with(move |inner| {
+            let mut scored: Vec<(f32, &Stored, usize)> = Vec::new();
             for name in &collections {
-                inner.known(name)?;
-            }
-            let mut scored: Vec<(f32, &Document, &Chunk)> = Vec::new();
-            for name in &collections {
-                for (doc, chunks) in inner.known(name)?.docs.values() {
-                    for chunk in chunks {
-                        let score = dot(&query, &chunk.vector);
-                        if score >= threshold {
-                            scored.push((score, doc, chunk));
-                        }
+                let c = inner.known(name)?;
+                for (score, slot) in c.vectors.search(&query, limit, threshold) {
+                    let Some(owner) = c.vectors.owner(slot) else {
+                        continue;
+                    };
+                    if let Some(stored) = c.docs.get(owner.document.as_ref()) {
+                        scored.push((score, stored, owner.position));
                     }
                 }
             }
@@ -286,36 +443,21 @@ impl VectorStore for EmbeddedStore {
             scored.truncate(limit);
             Ok(scored
                 .into_iter()
-                .map(|(score, doc, chunk)| Hit {
-                    score,
-                    collection: doc.collection.clone(),
-                    document: doc.id.clone(),
-                    source: doc.source.clone(),
-                    title: doc.title.clone(),
-                    position: chunk.position,
-                    heading: chunk.heading.clone(),
-                    text: chunk.text.clone(),
+                .map(|(score, stored, position)| {
+                    let (doc, chunk) = (&stored.document, &stored.chunks[position]);
+                    Hit {
+                        score,
+                        collection: doc.collection.clone(),
+                        document: doc.id.clone(),
+                        source: doc.source.clone(),
+                        title: doc.title.clone(),
+                        position: chunk.position,
+                        heading: chunk.heading.clone(),
+                        text: chunk.text.clone(),
+                    }
                 })
                 .collect())
         })
         .await
     }
-}
-
-/// Dot product in 8 lanes (the compiler vectorizes this form).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ac
-        .remainder()
-        .iter()
-        .zip(bc.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ac.zip(bc) {
-        for i in 0..8 {
-            lanes[i] += x[i] * y[i];
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
 }

@@ -1,13 +1,19 @@
 //! Where chunks and their vectors live, behind one interface
 //! ([`VectorStore`]): the embedded store (in memory, made durable by a
-//! write-ahead log) by default.
+//! write-ahead log) by default, or a Qdrant server ([`QdrantStore`]).
+//! [`Backend`] is whichever of them the config chose.
 
 pub mod embedded;
+pub mod hnsw;
+pub mod qdrant;
+pub mod vectors;
 mod wal;
 
 use serde::{Deserialize, Serialize};
 
 pub use embedded::EmbeddedStore;
+pub use qdrant::QdrantStore;
+pub use vectors::IndexParams;
 
 /// Who may search a collection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,4 +134,74 @@ pub trait VectorStore: Send + Sync {
         limit: usize,
         threshold: f32,
     ) -> Result<Vec<Hit>, StoreError>;
+}
+
+/// The store the engine uses: one of the backends. (An enum rather than a
+/// trait object: [`VectorStore`] has `async fn`s, which `dyn` cannot hold.)
+#[derive(Debug)]
+pub enum Backend {
+    Embedded(EmbeddedStore),
+    Qdrant(QdrantStore),
+}
+
+impl From<EmbeddedStore> for Backend {
+    fn from(store: EmbeddedStore) -> Self {
+        Self::Embedded(store)
+    }
+}
+
+impl From<QdrantStore> for Backend {
+    fn from(store: QdrantStore) -> Self {
+        Self::Qdrant(store)
+    }
+}
+
+/// Runs the same call on whichever backend this is.
+macro_rules! delegate {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            Backend::Embedded($store) => $call.await,
+            Backend::Qdrant($store) => $call.await,
+        }
+    };
+}
+
+impl VectorStore for Backend {
+    async fn create_collection(&self, c: Collection) -> Result<(), StoreError> {
+        delegate!(self, s => s.create_collection(c))
+    }
+
+    async fn delete_collection(&self, name: &str) -> Result<(), StoreError> {
+        delegate!(self, s => s.delete_collection(name))
+    }
+
+    async fn collections(&self) -> Result<Vec<CollectionInfo>, StoreError> {
+        delegate!(self, s => s.collections())
+    }
+
+    async fn put_document(&self, doc: Document, chunks: Vec<Chunk>) -> Result<(), StoreError> {
+        delegate!(self, s => s.put_document(doc, chunks))
+    }
+
+    async fn delete_document(&self, collection: &str, id: &str) -> Result<(), StoreError> {
+        delegate!(self, s => s.delete_document(collection, id))
+    }
+
+    async fn document(&self, collection: &str, id: &str) -> Result<Option<Document>, StoreError> {
+        delegate!(self, s => s.document(collection, id))
+    }
+
+    async fn documents(&self, collection: &str) -> Result<Vec<Document>, StoreError> {
+        delegate!(self, s => s.documents(collection))
+    }
+
+    async fn search(
+        &self,
+        collections: &[String],
+        vector: &[f32],
+        limit: usize,
+        threshold: f32,
+    ) -> Result<Vec<Hit>, StoreError> {
+        delegate!(self, s => s.search(collections, vector, limit, threshold))
+    }
 }
