@@ -220,6 +220,7 @@ fn clustered(n: usize, dims: usize, clusters: usize, seed: u64) -> Vec<Vec<f32>>
 async fn search_at(n: usize) {
     const DIMS: usize = 384;
     const PER_DOC: usize = 100;
+    const QUERIES: usize = 1000;
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path(), DIMS).unwrap();
     store
@@ -230,7 +231,10 @@ async fn search_at(n: usize) {
         })
         .await
         .unwrap();
-    let vectors = clustered(n, DIMS, 2000, 1);
+    // Queries come from the same clusters as the data (as questions are
+    // about what the documents say), but are not among the stored vectors.
+    let mut vectors = clustered(n + QUERIES, DIMS, 2000, 1);
+    let queries = vectors.split_off(n);
     let started = Instant::now();
     for (d, group) in vectors.chunks(PER_DOC).enumerate() {
         let chunks = group
@@ -261,7 +265,6 @@ async fn search_at(n: usize) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let indexed = started.elapsed().as_secs_f64();
-    let queries = clustered(1000, DIMS, 2000, 2);
     let names = vec!["bench".to_owned()];
     let (mut graph_ms, mut exact_ms) = (Vec::new(), Vec::new());
     let (mut found, mut wanted) = (0usize, 0usize);

@@ -3,17 +3,19 @@
 //! then unit length, as sentence-transformers computes them.
 //!
 //! The packaged tokenizer pads every input to 128 tokens; padding and
-//! truncation are turned off here, a batch is padded to its own longest
-//! input and the padding is masked out of attention and pooling. Inputs are
-//! sorted by length before batching, so a batch holds texts of similar
-//! length and little is spent on padding.
+//! truncation are turned off here. The encoder ([`bert`]) packs a batch's
+//! tokens without padding; inputs are sorted by length before batching, so
+//! the little padding attention needs stays small too.
+
+pub mod bert;
 
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config as BertConfig};
 use tokenizers::Tokenizer;
+
+use bert::{Bert, BertConfig};
 
 /// Why embedding failed.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +44,7 @@ fn compute(e: impl std::fmt::Display) -> EmbedError {
 
 /// A loaded sentence-embedding model.
 pub struct Embedder {
-    model: BertModel,
+    model: Bert,
     tokenizer: Tokenizer,
     device: Device,
     dims: usize,
@@ -99,7 +101,7 @@ impl Embedder {
             .map_err(|e| fail(format!("model.safetensors: {e}")))?;
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
             .map_err(|e| fail(format!("model.safetensors: {e}")))?;
-        let model = BertModel::load(vb, &config).map_err(|e| fail(e.to_string()))?;
+        let model = Bert::load(vb, &config).map_err(|e| fail(e.to_string()))?;
         Ok(Self {
             model,
             tokenizer,
@@ -155,40 +157,10 @@ impl Embedder {
     }
 
     fn embed_batch(&self, batch: &[&tokenizers::Encoding]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let longest = batch.iter().map(|e| e.len()).max().unwrap_or(0);
-        let n = batch.len();
-        let mut ids = vec![0u32; n * longest];
-        let mut mask = vec![0u32; n * longest];
-        for (row, e) in batch.iter().enumerate() {
-            let at = row * longest;
-            ids[at..at + e.len()].copy_from_slice(e.get_ids());
-            mask[at..at + e.len()].fill(1);
-        }
-        let ids = Tensor::from_vec(ids, (n, longest), &self.device).map_err(compute)?;
-        let mask = Tensor::from_vec(mask, (n, longest), &self.device).map_err(compute)?;
-        let types = ids.zeros_like().map_err(compute)?;
-        let hidden = self
-            .model
-            .forward(&ids, &types, Some(&mask))
-            .map_err(compute)?;
-        // Mean over real tokens: sum(hidden · mask) / count, then unit length.
-        let mask = mask
-            .to_dtype(DType::F32)
-            .and_then(|m| m.unsqueeze(2))
-            .map_err(compute)?;
-        let summed = hidden
-            .broadcast_mul(&mask)
-            .and_then(|h| h.sum(1))
-            .map_err(compute)?;
-        let counts = mask.sum(1).map_err(compute)?;
-        let mean = summed.broadcast_div(&counts).map_err(compute)?;
-        let norms = mean
-            .sqr()
-            .and_then(|s| s.sum_keepdim(1))
-            .and_then(|s| s.sqrt())
-            .and_then(|s| s.clamp(1e-12, f64::MAX))
-            .map_err(compute)?;
-        mean.broadcast_div(&norms)
+        let ids: Vec<&[u32]> = batch.iter().map(|e| e.get_ids()).collect();
+        self.model
+            .pooled(&ids)
+            .and_then(|pooled| bert::normalize(&pooled))
             .and_then(|v| v.to_vec2::<f32>())
             .map_err(compute)
     }

@@ -32,7 +32,11 @@ pub enum RagError {
 /// A document to store.
 #[derive(Debug, Clone, Default)]
 pub struct NewDocument {
+    /// The document, when it comes as text (JSON carries only text).
     pub text: String,
+    /// The document as a file's bytes, when it comes as a file (a PDF
+    /// always does); used instead of `text`.
+    pub bytes: Option<Vec<u8>>,
     pub format: Option<Format>,
     pub source: Option<String>,
     pub title: Option<String>,
@@ -76,6 +80,16 @@ pub fn valid_document_id(id: &str) -> bool {
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// A PDF's text, extracted on a blocking thread (it takes a core for as
+/// long as it runs, within [`ingest::pdf::Limits`]).
+async fn pdf_text(bytes: Vec<u8>, max: usize) -> Result<String, RagError> {
+    let limits = ingest::pdf::Limits::new(max);
+    tokio::task::spawn_blocking(move || ingest::pdf::text(&bytes, limits))
+        .await
+        .map_err(|_| IngestError::UnreadablePdf("its extraction stopped".into()))?
+        .map_err(RagError::Ingest)
 }
 
 fn now_secs() -> u64 {
@@ -163,8 +177,9 @@ impl Rag {
         Ok(self.store.delete_document(collection, id).await?)
     }
 
-    /// Stores (or replaces) a document; unchanged text is not re-embedded.
-    /// Durable when it returns.
+    /// Stores (or replaces) a document; unchanged text is not re-embedded
+    /// (for a PDF, its extracted text: a new export of the same words is
+    /// unchanged). Durable when it returns.
     pub async fn put_document(
         &self,
         collection: &str,
@@ -176,12 +191,37 @@ impl Rag {
                 "{id:?} is not a document id (A-Z, a-z, 0-9, ., _ and -, at most 200)"
             )));
         }
-        let text = ingest::text_of(new.text.as_bytes(), self.config.max_document_bytes)?;
         let source = new.source.unwrap_or_else(|| id.to_owned());
-        let format = new
-            .format
-            .or_else(|| Format::guess(&source))
-            .unwrap_or(Format::Text);
+        let max = self.config.max_document_bytes;
+        let (text, format) = match new.bytes {
+            Some(bytes) => {
+                let format = new
+                    .format
+                    .or_else(|| Format::guess(&source))
+                    .unwrap_or(Format::Text);
+                let text = if format == Format::Pdf {
+                    pdf_text(bytes, max).await?
+                } else {
+                    ingest::text_of(&bytes, max)?
+                };
+                (text, format)
+            }
+            None => {
+                if new.format == Some(Format::Pdf) {
+                    return Err(RagError::Invalid(
+                        "a PDF is sent as the request body itself \
+                         (Content-Type: application/pdf), not as JSON text"
+                            .into(),
+                    ));
+                }
+                // Text named `*.pdf` is text someone already took out of a PDF.
+                let format = new
+                    .format
+                    .or_else(|| Format::guess(&source).filter(|&f| f != Format::Pdf))
+                    .unwrap_or(Format::Text);
+                (ingest::text_of(new.text.as_bytes(), max)?, format)
+            }
+        };
         let sha256: String = Sha256::digest(text.as_bytes())
             .iter()
             .map(|b| format!("{b:02x}"))

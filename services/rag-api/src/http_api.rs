@@ -4,7 +4,9 @@
 //! - `GET/POST /v1/collections`, `GET/DELETE /v1/collections/{name}`
 //! - `GET /v1/collections/{name}/documents`,
 //!   `GET/PUT/DELETE /v1/collections/{name}/documents/{id}`
-//!   (`PUT` body: `{text, format?, source?, title?}`)
+//!   (`PUT` body: JSON `{text, format?, source?, title?}`, or the document
+//!   itself as `application/pdf`, `text/markdown`, `text/html` or
+//!   `text/plain`, with `?source=&title=`)
 //! - `POST /v1/search` `{query, collections?, access?, limit?, threshold?}`
 //! - `POST /v1/embeddings`: OpenAI's shape.
 //! - `GET /v1/connectors`: what each watched folder and fetched URL last did.
@@ -14,9 +16,9 @@
 use std::sync::Arc;
 
 use athena_runtime::http::{ApiError, json_body};
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::StatusCode;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query as UrlQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -40,6 +42,13 @@ impl From<RagError> for ApiError {
             RagError::Ingest(IngestError::TooLarge { .. }) => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "document_too_large", message)
             }
+            RagError::Ingest(IngestError::UnreadablePdf(_)) => {
+                ApiError::bad_request("unreadable_pdf", message)
+            }
+            RagError::Ingest(IngestError::EncryptedPdf) => {
+                ApiError::bad_request("encrypted_pdf", message)
+            }
+            RagError::Ingest(IngestError::NoText) => ApiError::bad_request("no_text", message),
             RagError::Embed(EmbedError::TooLong { .. }) => {
                 ApiError::bad_request("input_too_long", message)
             }
@@ -152,17 +161,79 @@ struct PutDocument {
     title: Option<String>,
 }
 
+/// What a document sent as the body itself says in the query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutFile {
+    source: Option<String>,
+    title: Option<String>,
+}
+
+/// JSON (the default, also without a `Content-Type`), or the document itself
+/// in a format its `Content-Type` names (`application/octet-stream`: the one
+/// its source's or id's extension names).
 async fn put_document(
     State((slot, _)): Ctx,
     Path((name, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    query: Result<UrlQuery<PutFile>, QueryRejection>,
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<Json<Document>, ApiError> {
-    let request: PutDocument = json_body(body)?;
-    let new = NewDocument {
-        text: request.text,
-        format: request.format,
-        source: request.source,
-        title: request.title,
+    let media = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("?").to_ascii_lowercase());
+    let media = media
+        .as_deref()
+        .map(|m| m.split(';').next().unwrap_or_default().trim());
+    let new = match media {
+        None | Some("application/json") => {
+            let request: PutDocument = json_body(body)?;
+            NewDocument {
+                text: request.text,
+                format: request.format,
+                source: request.source,
+                title: request.title,
+                ..NewDocument::default()
+            }
+        }
+        Some(media) => {
+            let UrlQuery(file) = query.map_err(|e| {
+                ApiError::bad_request(
+                    "invalid_request",
+                    format!("invalid query: {}", e.body_text()),
+                )
+            })?;
+            let named = file.source.as_deref().unwrap_or(&id);
+            let format = if media == "application/octet-stream" {
+                Format::guess(named)
+            } else {
+                Format::guess(media)
+            }
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    format!(
+                        "{media} is not a document format: send application/json, \
+                         application/pdf, text/markdown, text/html or text/plain"
+                    ),
+                )
+            })?;
+            let body = body.map_err(|e| {
+                ApiError::new(
+                    e.status(),
+                    "invalid_body",
+                    format!("cannot read the request body: {}", e.body_text()),
+                )
+            })?;
+            NewDocument {
+                bytes: Some(body.to_vec()),
+                format: Some(format),
+                source: file.source,
+                title: file.title,
+                ..NewDocument::default()
+            }
+        }
     };
     Ok(Json(rag(&slot)?.put_document(&name, &id, new).await?))
 }

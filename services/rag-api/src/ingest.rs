@@ -1,9 +1,12 @@
 //! From a document to chunks: format checks (empty, binary, too large),
 //! text extracted from Markdown and HTML with the headings kept as each
-//! chunk's context, and chunking by structure (sections, then paragraphs,
-//! then sentences) to a token budget, with overlap between neighbours.
+//! chunk's context, and from a PDF's text layer ([`pdf`]), and chunking by
+//! structure (sections, then paragraphs, then sentences) to a token budget,
+//! with overlap between neighbours.
 
 use serde::{Deserialize, Serialize};
+
+pub mod pdf;
 
 /// What a document is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -12,6 +15,9 @@ pub enum Format {
     Text,
     Markdown,
     Html,
+    /// Arrives as bytes, never as text; stored as its text layer, pages
+    /// separated by [`pdf::PAGE_BREAK`].
+    Pdf,
 }
 
 impl Format {
@@ -25,6 +31,8 @@ impl Format {
             Some(Self::Html)
         } else if s.ends_with(".txt") || s == "text/plain" {
             Some(Self::Text)
+        } else if s.ends_with(".pdf") || s == "application/pdf" {
+            Some(Self::Pdf)
         } else {
             None
         }
@@ -40,6 +48,12 @@ pub enum IngestError {
     Binary(&'static str),
     #[error("the document is {size} bytes; at most {max} are accepted")]
     TooLarge { size: usize, max: usize },
+    #[error("the PDF cannot be read: {0}")]
+    UnreadablePdf(String),
+    #[error("the PDF is encrypted with a password")]
+    EncryptedPdf,
+    #[error("the PDF has no text to read (a scan needs OCR first)")]
+    NoText,
 }
 
 /// Text from bytes, refusing what is not text.
@@ -82,7 +96,16 @@ pub fn sections(text: &str, format: Format) -> Vec<Section> {
         Format::Text => paragraphs_only(text),
         Format::Markdown => markdown(text),
         Format::Html => markdown(&html_to_markdown(text)),
+        Format::Pdf => pages(text),
     }
+}
+
+/// A PDF's text: a section (without a heading) per page, so that no chunk
+/// spans two pages.
+fn pages(text: &str) -> Vec<Section> {
+    text.split(pdf::PAGE_BREAK)
+        .flat_map(paragraphs_only)
+        .collect()
 }
 
 fn paragraphs_only(text: &str) -> Vec<Section> {
@@ -438,6 +461,34 @@ mod tests {
             })
         ));
         assert_eq!(text_of("\u{feff}hello".as_bytes(), 100), Ok("hello".into()));
+    }
+
+    #[test]
+    fn formats_are_guessed() {
+        assert_eq!(Format::guess("Manual.PDF"), Some(Format::Pdf));
+        assert_eq!(Format::guess("application/pdf"), Some(Format::Pdf));
+        assert_eq!(
+            Format::guess("text/html; charset=utf-8"),
+            Some(Format::Html)
+        );
+        assert_eq!(Format::guess("application/octet-stream"), None);
+    }
+
+    #[test]
+    fn pdf_pages_are_sections() {
+        let s = sections(
+            "Heating\n\nThe boiler is\nin the utility room.\u{c}\u{c}Bins\n\nBlue for paper.",
+            Format::Pdf,
+        );
+        let paragraphs: Vec<&[String]> = s.iter().map(|s| s.paragraphs.as_slice()).collect();
+        assert_eq!(
+            paragraphs,
+            [
+                &["Heating", "The boiler is in the utility room."][..],
+                &["Bins", "Blue for paper."][..]
+            ]
+        );
+        assert!(s.iter().all(|s| s.heading.is_empty()));
     }
 
     #[test]

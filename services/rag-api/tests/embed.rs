@@ -69,3 +69,63 @@ fn bad_inputs_are_refused() {
         other => panic!("{other:?}"),
     }
 }
+
+/// candle's own `BertModel`, mean-pooled over real tokens one input at a
+/// time (no padding at all): the reference the packed encoder must match.
+fn reference(dir: &std::path::Path, texts: &[&str]) -> Vec<Vec<f32>> {
+    use candle_core::{DType, Device, Tensor};
+    use candle_transformers::models::bert::{BertModel, Config};
+    let config: Config =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let weights = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let vb = candle_nn::VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)
+        .unwrap();
+    let model = BertModel::load(vb, &config).unwrap();
+    let mut tokenizer = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).unwrap();
+    tokenizer.with_padding(None);
+    texts
+        .iter()
+        .map(|t| {
+            let ids = tokenizer.encode(*t, true).unwrap().get_ids().to_vec();
+            let ids = Tensor::new(ids.as_slice(), &Device::Cpu)
+                .unwrap()
+                .unsqueeze(0)
+                .unwrap();
+            let types = ids.zeros_like().unwrap();
+            let hidden = model.forward(&ids, &types, None).unwrap();
+            let mean = hidden.mean(1).unwrap().squeeze(0).unwrap();
+            let v: Vec<f32> = mean.to_vec1().unwrap();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.iter().map(|x| x / norm).collect()
+        })
+        .collect()
+}
+
+#[test]
+fn the_packed_encoder_matches_candles_bert() {
+    let store = athena_models::Store::from_env().unwrap();
+    let dir = store.ensure("all-minilm-l6-v2").unwrap();
+    let texts = [
+        "Hi.",
+        "Where are the spare towels?",
+        "The coffee machine takes pods; the descaling tablets are under the sink, next to the dishwasher salt.",
+        "Check-out is at eleven in the morning: please leave the keys in the box by the door and close the windows.",
+        "wifi",
+        "Turn off the lights in the living room when you go to bed, and lock the garden gate.",
+    ];
+    let want = reference(&dir, &texts);
+    for batch in [1, 4, 32] {
+        let got = Embedder::load(&dir, false, batch)
+            .unwrap()
+            .embed(&texts)
+            .unwrap();
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            let worst = g
+                .iter()
+                .zip(w)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(worst < 1e-4, "batch {batch}, text {i}: off by {worst}");
+        }
+    }
+}

@@ -138,8 +138,9 @@ async fn recall(store: &EmbeddedStore, vectors: &[Option<Vec<f32>>], queries: &[
 #[tokio::test]
 async fn a_large_collection_is_searched_through_the_graph() {
     let dir = tempfile::tempdir().unwrap();
-    let data = clustered(6000, 1);
-    let queries = clustered(100, 2);
+    // Queries from the same clusters as the data, not among it.
+    let mut data = clustered(6100, 1);
+    let queries = data.split_off(6000);
     let store = open(dir.path());
     fill(&store, &data).await;
 
@@ -189,7 +190,8 @@ async fn a_large_collection_is_searched_through_the_graph() {
 #[tokio::test]
 async fn deleting_most_of_a_collection_compacts_it_and_keeps_the_rest() {
     let dir = tempfile::tempdir().unwrap();
-    let data = clustered(3000, 4);
+    let mut data = clustered(3050, 4);
+    let queries = data.split_off(3000);
     let store = open(dir.path());
     fill(&store, &data).await;
     wait_indexed(&store).await;
@@ -214,6 +216,6 @@ async fn deleting_most_of_a_collection_compacts_it_and_keeps_the_rest() {
         d >= 50
     }));
     wait_indexed(&store).await;
-    let r = recall(&store, &live, &clustered(50, 5)).await;
+    let r = recall(&store, &live, &queries).await;
     assert!(r >= 0.95, "recall@10 {r}");
 }

@@ -3,12 +3,13 @@
 //! Every scan walks the folder (subfolders too) and compares each file's
 //! size and modification time with the last scan's; only a file that
 //! differs is read and put, and the engine re-embeds it only when its text
-//! changed. A file of no known format (Markdown, HTML, text), a hidden one
+//! changed. A file of no known format (Markdown, HTML, text, PDF), a hidden one
 //! and an editor's temporary file (`notes.md~`, `.#notes.md`, `*.swp`) are
 //! not documents. A file modified less than `settle` ago may still be being
 //! written: it waits for the next scan.
 //!
-//! A file that cannot be taken (binary, empty, too large, unreadable) is
+//! A file that cannot be taken (binary, empty, too large, unreadable, a
+//! PDF that is broken, encrypted or without text) is
 //! recorded with its error and tried again only once it changes; an
 //! earlier copy stays in the index. The collection's documents that came
 //! from this folder and have no file any more are deleted on every
@@ -25,7 +26,7 @@ use tracing::{debug, info, warn};
 use super::{Kind, Link, Outcome, Problem, document_id};
 use crate::config::FolderSource;
 use crate::engine::{NewDocument, RagError};
-use crate::ingest::{self, Format, IngestError};
+use crate::ingest::{Format, IngestError};
 use crate::store::{Access, Document, StoreError};
 
 /// A folder to follow.
@@ -228,12 +229,13 @@ impl Folder {
     async fn take(&self, link: &Link, relative: &str, path: &Path, stamp: Stamp) {
         let id = file_document_id(relative);
         let outcome = match self.read(path, stamp).await {
-            Ok(text) => {
+            Ok(bytes) => {
                 let new = NewDocument {
-                    text,
+                    bytes: Some(bytes),
                     format: Format::guess(relative),
                     source: Some(relative.to_owned()),
                     title: None,
+                    ..NewDocument::default()
                 };
                 link.put(&self.collection, &id, new).await
             }
@@ -257,8 +259,9 @@ impl Folder {
         link.record(Kind::Folder, relative, &id, outcome);
     }
 
-    /// The file's text, refusing what is not a document.
-    async fn read(&self, path: &Path, stamp: Stamp) -> Result<String, Problem> {
+    /// The file's bytes, refusing a file too large to be a document (the
+    /// engine checks the text, or reads the PDF).
+    async fn read(&self, path: &Path, stamp: Stamp) -> Result<Vec<u8>, Problem> {
         let too_large = |size: u64| {
             RagError::Ingest(IngestError::TooLarge {
                 size: usize::try_from(size).unwrap_or(usize::MAX),
@@ -271,7 +274,10 @@ impl Folder {
         let bytes = tokio::fs::read(path)
             .await
             .map_err(|e| Problem::new("unreadable", format!("cannot read the file: {e}")))?;
-        Ok(ingest::text_of(&bytes, self.max_bytes).map_err(RagError::Ingest)?)
+        if bytes.len() > self.max_bytes {
+            return Err(too_large(bytes.len() as u64).into());
+        }
+        Ok(bytes)
     }
 }
 

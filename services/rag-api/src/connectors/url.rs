@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 use super::{Kind, Link, Outcome, Problem, document_id};
 use crate::config::UrlSource;
 use crate::engine::{NewDocument, RagError};
-use crate::ingest::{self, Format};
+use crate::ingest::{Format, IngestError};
 use crate::store::Access;
 
 /// What a fetch asks for, best first.
@@ -131,9 +131,17 @@ impl Page {
             });
         };
         let format = format_of(body.content_type.as_deref(), &self.url)?;
-        let text = ingest::text_of(&body.bytes, self.max_bytes).map_err(RagError::Ingest)?;
+        if body.bytes.len() > self.max_bytes {
+            return Err(RagError::Ingest(IngestError::TooLarge {
+                size: body.bytes.len(),
+                max: self.max_bytes,
+            })
+            .into());
+        }
+        // The engine checks the text (or reads the PDF).
         let new = NewDocument {
-            text,
+            text: String::new(),
+            bytes: Some(body.bytes.to_vec()),
             format: Some(format),
             source: Some(fetch::shown(&self.url)),
             title: None,
@@ -163,7 +171,7 @@ fn format_of(content_type: Option<&str>, url: &str) -> Result<Format, Problem> {
         Some(t) if t.starts_with("text/") => Ok(Format::Text),
         Some(t) => Err(Problem::new(
             "unsupported_type",
-            format!("the page is {t}, not Markdown, HTML or text"),
+            format!("the page is {t}, not Markdown, HTML, text or PDF"),
         )),
     }
 }
@@ -186,10 +194,8 @@ mod tests {
         );
         assert_eq!(f(Some("text/x-rst"), "https://a/x"), Ok(Format::Text));
         assert_eq!(f(None, "https://a/x"), Ok(Format::Text));
-        assert_eq!(
-            f(Some("application/pdf"), "https://a/x"),
-            Err("unsupported_type")
-        );
+        assert_eq!(f(Some("application/pdf"), "https://a/x"), Ok(Format::Pdf));
+        assert_eq!(f(Some("image/png"), "https://a/x"), Err("unsupported_type"));
     }
 
     #[test]
