@@ -13,9 +13,11 @@
 //! Weights are the Hugging Face layout (`embeddings.*`, `encoder.layer.N.*`,
 //! with or without a `bert.` prefix).
 
-use candle_core::{CpuStorage, CustomOp1, D, DType, Device, Layout, Module, Result, Shape, Tensor};
-use rayon::prelude::*;
+use candle_core::{
+    CpuStorage, CustomOp1, CustomOp2, D, DType, Device, Layout, Module, Result, Shape, Tensor,
+};
 use candle_nn::{Embedding, LayerNorm, VarBuilder};
+use rayon::prelude::*;
 use serde::Deserialize;
 
 /// The fields of a BERT `config.json` the encoder reads.
@@ -50,22 +52,53 @@ fn default_act() -> String {
 /// A dense layer whose weight is kept transposed (`[inputs, outputs]`,
 /// contiguous): gemm then reads it without repacking the transpose on
 /// every call, which for a single short input cost more than the product.
+/// What follows the product (bias, GELU or the residual) is one pass of
+/// ours on the CPU ([`Epilogue`]).
 #[derive(Debug)]
 struct Dense {
     weight_t: Tensor,
     bias: Tensor,
+    bias_cpu: Vec<f32>,
 }
 
 impl Dense {
     fn new(weight: &Tensor, bias: Tensor) -> Result<Self> {
         Ok(Self {
             weight_t: weight.t()?.contiguous()?,
+            bias_cpu: bias.to_dtype(DType::F32)?.to_vec1()?,
             bias,
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.matmul(&self.weight_t)?.broadcast_add(&self.bias)
+    fn on_cpu(x: &Tensor) -> bool {
+        x.device().is_cpu() && x.dtype() == DType::F32
+    }
+
+    /// `x·W + b`, then GELU (the erf form) when `gelu`.
+    fn forward(&self, x: &Tensor, gelu: bool) -> Result<Tensor> {
+        let y = x.matmul(&self.weight_t)?;
+        if Self::on_cpu(&y) {
+            let op = Epilogue {
+                bias: &self.bias_cpu,
+                gelu,
+            };
+            return y.apply_op1_no_bwd(&op);
+        }
+        let y = y.broadcast_add(&self.bias)?;
+        if gelu { y.gelu_erf() } else { Ok(y) }
+    }
+
+    /// `x·W + b + residual`.
+    fn forward_residual(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        let y = x.matmul(&self.weight_t)?;
+        if Self::on_cpu(&y) && Self::on_cpu(residual) {
+            let op = Epilogue {
+                bias: &self.bias_cpu,
+                gelu: false,
+            };
+            return y.apply_op2_no_bwd(&residual.contiguous()?, &op);
+        }
+        y.broadcast_add(&self.bias)?.add(residual)
     }
 }
 
@@ -96,7 +129,10 @@ pub struct Bert {
 
 /// A dense layer's weight (`[outputs, inputs]`) and bias.
 fn weights(vb: &VarBuilder<'_>, inputs: usize, outputs: usize) -> Result<(Tensor, Tensor)> {
-    Ok((vb.get((outputs, inputs), "weight")?, vb.get(outputs, "bias")?))
+    Ok((
+        vb.get((outputs, inputs), "weight")?,
+        vb.get(outputs, "bias")?,
+    ))
 }
 
 fn linear(vb: VarBuilder<'_>, inputs: usize, outputs: usize) -> Result<Dense> {
@@ -119,7 +155,11 @@ impl Bert {
                 config.hidden_act
             );
         }
-        if config.num_attention_heads == 0 || !config.hidden_size.is_multiple_of(config.num_attention_heads) {
+        if config.num_attention_heads == 0
+            || !config
+                .hidden_size
+                .is_multiple_of(config.num_attention_heads)
+        {
             candle_core::bail!("hidden_size is not a multiple of num_attention_heads");
         }
         let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") {
@@ -223,7 +263,7 @@ impl Bert {
             // [total, 3h] → padded [3, n, heads, longest, d].
             let qkv = layer
                 .qkv
-                .forward(&x)?
+                .forward(&x, false)?
                 .index_select(&to_padded, 0)?
                 .reshape((n, longest, 3, heads, d))?
                 .permute((2, 0, 3, 1, 4))?
@@ -238,11 +278,11 @@ impl Bert {
                 .index_select(&to_packed, 0)?;
             let attended = layer
                 .attention_norm
-                .forward(&layer.attention_out.forward(&context)?.add(&x)?)?;
-            let inner = gelu(&layer.intermediate.forward(&attended)?)?;
+                .forward(&layer.attention_out.forward_residual(&context, &x)?)?;
+            let inner = layer.intermediate.forward(&attended, true)?;
             x = layer
                 .output_norm
-                .forward(&layer.output.forward(&inner)?.add(&attended)?)?;
+                .forward(&layer.output.forward_residual(&inner, &attended)?)?;
         }
         // Each input's mean: [n, total] averaging rows times [total, h].
         let mut average = vec![0f32; n * total];
@@ -255,25 +295,9 @@ impl Bert {
     }
 }
 
-/// GELU (the exact, erf form BERT was trained with). On the CPU, our own
-/// [`Gelu`]: candle's runs a scalar `erf` in double precision on one
-/// thread, which cost as much as the matrix products it follows.
-fn gelu(x: &Tensor) -> Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() == DType::F32 {
-        x.contiguous()?.apply_op1_no_bwd(&Gelu)
-    } else {
-        x.gelu_erf()
-    }
-}
-
-/// `0.5·x·(1 + erf(x/√2))` over f32, vectorized and on every core.
-///
 /// erf by Abramowitz and Stegun 7.1.28: `1 − (1 + a₁x + … + a₆x⁶)^−16` for
 /// x ≥ 0, odd-extended; absolute error below 3·10⁻⁷, no branches and no
 /// `exp`, so the loop compiles to SIMD.
-#[derive(Debug, Clone, Copy)]
-pub struct Gelu;
-
 const ERF: [f32; 6] = [
     0.070_523_08,
     0.042_282_01,
@@ -283,7 +307,9 @@ const ERF: [f32; 6] = [
     0.000_043_063_8,
 ];
 
-/// GELU of each value, in place.
+/// GELU, `0.5·x·(1 + erf(x/√2))` (the exact form BERT was trained with),
+/// of each value in place. candle's runs a scalar `erf` in double precision
+/// on one thread, which cost as much as the matrix products around it.
 pub fn gelu_in_place(xs: &mut [f32]) {
     for v in xs {
         let x = *v;
@@ -298,21 +324,99 @@ pub fn gelu_in_place(xs: &mut [f32]) {
     }
 }
 
-impl CustomOp1 for Gelu {
+/// What follows a dense layer's product, in one pass over its rows: the
+/// bias, then GELU, or the residual (as the second operand). candle's
+/// element-wise ops each make a pass of their own and synchronise threads
+/// for it, which cost more than the additions.
+#[derive(Debug, Clone, Copy)]
+pub struct Epilogue<'a> {
+    pub bias: &'a [f32],
+    pub gelu: bool,
+}
+
+/// Rows per task: small products stay on one thread.
+const EPILOGUE_FLOATS_PER_TASK: usize = 1 << 15;
+
+impl Epilogue<'_> {
+    fn run(&self, out: &mut [f32], residual: Option<&[f32]>) {
+        let cols = self.bias.len();
+        let rows_per_task = (EPILOGUE_FLOATS_PER_TASK / cols.max(1)).max(1);
+        let finish = |(t, chunk): (usize, &mut [f32])| {
+            for (r, row) in chunk.chunks_mut(cols).enumerate() {
+                for (v, b) in row.iter_mut().zip(self.bias) {
+                    *v += b;
+                }
+                if let Some(res) = residual {
+                    let at = (t * rows_per_task + r) * cols;
+                    for (v, x) in row.iter_mut().zip(&res[at..at + cols]) {
+                        *v += x;
+                    }
+                }
+                if self.gelu {
+                    gelu_in_place(row);
+                }
+            }
+        };
+        if out.len() <= EPILOGUE_FLOATS_PER_TASK {
+            finish((0, out));
+        } else {
+            out.par_chunks_mut(rows_per_task * cols)
+                .enumerate()
+                .for_each(finish);
+        }
+    }
+}
+
+/// The f32 values of a contiguous CPU tensor.
+fn floats<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("epilogue: f32 only");
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("epilogue: contiguous input only");
+    };
+    Ok(&data[start..end])
+}
+
+fn check_cols(layout: &Layout, cols: usize) -> Result<()> {
+    if layout.shape().dims().last() != Some(&cols) {
+        candle_core::bail!("epilogue: {:?} columns, not {cols}", layout.shape());
+    }
+    Ok(())
+}
+
+impl CustomOp1 for Epilogue<'_> {
     fn name(&self) -> &'static str {
-        "gelu-erf-f32"
+        "dense-epilogue"
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("gelu: f32 only");
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("gelu: contiguous input only");
-        };
-        let mut out = data[start..end].to_vec();
-        out.par_chunks_mut(1 << 14).for_each(gelu_in_place);
+        check_cols(layout, self.bias.len())?;
+        let mut out = floats(storage, layout)?.to_vec();
+        self.run(&mut out, None);
         Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
+impl CustomOp2 for Epilogue<'_> {
+    fn name(&self) -> &'static str {
+        "dense-epilogue-residual"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        check_cols(l1, self.bias.len())?;
+        if l1.shape() != l2.shape() {
+            candle_core::bail!("epilogue: residual {:?} for {:?}", l2.shape(), l1.shape());
+        }
+        let mut out = floats(s1, l1)?.to_vec();
+        self.run(&mut out, Some(floats(s2, l2)?));
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
 

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -188,9 +189,11 @@ impl Inner {
 /// 100k vectors), so searches wait little behind it.
 const INDEX_BATCH: usize = 16;
 
-/// The indexer: extends graphs while there is work, sleeps until a write
-/// wakes it, and ends with the store.
-fn indexer(inner: Weak<Mutex<Inner>>, wake: Receiver<()>) {
+/// The indexer: extends graphs while there is work, giving way to every
+/// call waiting for the lock (the mutex is not fair: without that, a busy
+/// indexer would hold writes up behind it), sleeps until a write wakes it,
+/// and ends with the store.
+fn indexer(inner: Weak<Mutex<Inner>>, waiting: Arc<AtomicUsize>, wake: Receiver<()>) {
     loop {
         let Some(strong) = inner.upgrade() else {
             return;
@@ -200,6 +203,9 @@ fn indexer(inner: Weak<Mutex<Inner>>, wake: Receiver<()>) {
             .unwrap_or_else(|p| p.into_inner())
             .index_some(INDEX_BATCH);
         drop(strong);
+        while waiting.load(Ordering::Acquire) > 0 {
+            std::thread::sleep(Duration::from_micros(100));
+        }
         if added == 0 {
             match wake.recv_timeout(Duration::from_secs(10)) {
                 Ok(()) | Err(RecvTimeoutError::Timeout) => {}
@@ -221,6 +227,8 @@ pub struct EmbeddedStore {
     dims: usize,
     /// Wakes the indexer after a write; it ends when every clone is gone.
     wake: SyncSender<()>,
+    /// Calls waiting for the lock, which the indexer gives way to.
+    waiting: Arc<AtomicUsize>,
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -258,11 +266,18 @@ impl EmbeddedStore {
         let inner = Arc::new(Mutex::new(inner));
         let (wake, woken) = mpsc::sync_channel(1);
         let weak = Arc::downgrade(&inner);
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let give_way = waiting.clone();
         std::thread::Builder::new()
             .name("rag-indexer".into())
-            .spawn(move || indexer(weak, woken))
+            .spawn(move || indexer(weak, give_way, woken))
             .map_err(io)?;
-        Ok(Self { inner, dims, wake })
+        Ok(Self {
+            inner,
+            dims,
+            wake,
+            waiting,
+        })
     }
 
     /// Whether every graph has caught up with its collection.
@@ -277,8 +292,11 @@ impl EmbeddedStore {
         f: impl FnOnce(&mut Inner) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let inner = self.inner.clone();
+        let waiting = self.waiting.clone();
         tokio::task::spawn_blocking(move || {
+            waiting.fetch_add(1, Ordering::AcqRel);
             let mut guard = inner.lock().unwrap_or_else(|p| p.into_inner());
+            waiting.fetch_sub(1, Ordering::AcqRel);
             f(&mut guard)
         })
         .await
