@@ -20,6 +20,9 @@
     clippy::print_stderr
 )]
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -195,26 +198,9 @@ fn embeddings(threads: usize, runs: usize) {
     println!("\nLowest cosine between the two models' vectors for the same sentence: {worst:.5}");
 }
 
-/// Clustered unit vectors: `n` of them around `clusters` random centres.
+/// Clustered unit vectors (2000 clusters), as in the tests.
 fn clustered(n: usize, dims: usize, clusters: usize, seed: u64) -> Vec<Vec<f32>> {
-    let mut state = seed;
-    let mut next = move || {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((state >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-    };
-    let centres: Vec<Vec<f32>> = (0..clusters)
-        .map(|_| (0..dims).map(|_| next()).collect())
-        .collect();
-    (0..n)
-        .map(|i| {
-            let c = &centres[(i * 7919) % clusters];
-            let v: Vec<f32> = c.iter().map(|x| x + 0.35 * next()).collect();
-            let norm = dot(&v, &v).sqrt();
-            v.iter().map(|x| x / norm).collect()
-        })
-        .collect()
+    common::clustered(n, dims, clusters, 0.35, seed)
 }
 
 async fn search_at(n: usize) {

@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -15,8 +17,8 @@ use athena_rag_api::connectors::folder::file_document_id;
 use athena_rag_api::connectors::url::url_document_id;
 use athena_rag_api::connectors::{self, Connector, ConnectorReport, Folder, Outcome, Page};
 use athena_rag_api::engine::{NewDocument, Query, Rag};
-use athena_rag_api::store::{Access, EmbeddedStore, Hit};
-use athena_rag_api::{Config, embed, http_api};
+use athena_rag_api::store::{Access, Hit};
+use athena_rag_api::{Config, http_api};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Request, StatusCode, header};
@@ -26,11 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 fn engine(dir: &Path) -> Arc<Rag> {
-    let store = athena_models::Store::from_env().unwrap();
-    let model = store.ensure("all-minilm-l6-v2").unwrap();
-    let embedder = embed::Embedder::load(&model, false, 32).unwrap();
-    let index = EmbeddedStore::open(dir, embedder.dims()).unwrap();
-    Arc::new(Rag::new(embedder, index, Config::default()))
+    Arc::new(common::engine(dir))
 }
 
 /// Polls `check` until it holds; fails the test after a minute (the

@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -19,26 +21,7 @@ const PER_DOC: usize = 50;
 
 /// Clustered unit vectors (one centre per 25 points).
 fn clustered(n: usize, seed: u64) -> Vec<Vec<f32>> {
-    let mut state = seed;
-    let mut next = move || {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((state >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-    };
-    let centres: Vec<Vec<f32>> = (0..n / 25)
-        .map(|_| (0..DIMS).map(|_| next()).collect())
-        .collect();
-    (0..n)
-        .map(|i| {
-            let v: Vec<f32> = centres[i % centres.len()]
-                .iter()
-                .map(|x| x + 0.3 * next())
-                .collect();
-            let norm = dot(&v, &v).sqrt();
-            v.iter().map(|x| x / norm).collect()
-        })
-        .collect()
+    common::clustered(n, DIMS, n / 25, 0.3, seed)
 }
 
 fn open(dir: &Path) -> EmbeddedStore {

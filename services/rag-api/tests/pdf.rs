@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +18,8 @@ use athena_rag_api::connectors::folder::file_document_id;
 use athena_rag_api::connectors::{self, Connector, Folder, Outcome};
 use athena_rag_api::engine::{NewDocument, Query, Rag};
 use athena_rag_api::ingest::{self, Format, IngestError, pdf};
-use athena_rag_api::store::{Access, Collection, EmbeddedStore, Hit};
-use athena_rag_api::{Config, embed, http_api};
+use athena_rag_api::store::{Access, Collection, Hit};
+use athena_rag_api::{Config, http_api};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::Value;
@@ -38,11 +40,7 @@ fn text_of(name: &str) -> Result<String, IngestError> {
 }
 
 fn engine(dir: &Path) -> Arc<Rag> {
-    let store = athena_models::Store::from_env().unwrap();
-    let model = store.ensure("all-minilm-l6-v2").unwrap();
-    let embedder = embed::Embedder::load(&model, false, 32).unwrap();
-    let index = EmbeddedStore::open(dir, embedder.dims()).unwrap();
-    Arc::new(Rag::new(embedder, index, Config::default()))
+    Arc::new(common::engine(dir))
 }
 
 async fn search(rag: &Rag, text: &str) -> Vec<Hit> {

@@ -7,11 +7,12 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
+mod common;
+
 use std::future::Future;
-use std::path::Path;
 
 use athena_rag_api::config::{BackendKind, QdrantConfig};
-use athena_rag_api::engine::{NewDocument, Query, Rag};
+use athena_rag_api::engine::{Query, Rag};
 use athena_rag_api::ingest::Format;
 use athena_rag_api::store::{
     Access, Chunk, Collection, Document, EmbeddedStore, QdrantStore, StoreError, VectorStore,
@@ -89,29 +90,7 @@ fn embedder() -> embed::Embedder {
 
 async fn house_guide(rag: &Rag) {
     rag.create_collection(guide()).await.unwrap();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/house");
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    paths.sort();
-    for path in paths {
-        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-        let id = name.split('.').next().unwrap().to_owned();
-        let doc = rag
-            .put_document(
-                "house_guide",
-                &id,
-                NewDocument {
-                    text: std::fs::read_to_string(&path).unwrap(),
-                    source: Some(name),
-                    ..NewDocument::default()
-                },
-            )
-            .await
-            .unwrap();
-        assert!(doc.chunks >= 1);
-    }
+    common::put_house_guide(rag, "house_guide").await;
 }
 
 #[tokio::test]

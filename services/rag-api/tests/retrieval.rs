@@ -5,20 +5,14 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
-use std::path::Path;
+mod common;
 
+use common::engine;
+
+use athena_rag_api::embed;
 use athena_rag_api::engine::{NewDocument, Query, Rag, RagError};
 use athena_rag_api::ingest::IngestError;
-use athena_rag_api::store::{Access, Collection, EmbeddedStore, StoreError};
-use athena_rag_api::{Config, embed};
-
-fn engine(dir: &Path) -> Rag {
-    let store = athena_models::Store::from_env().unwrap();
-    let model = store.ensure("all-minilm-l6-v2").unwrap();
-    let embedder = embed::Embedder::load(&model, false, 32).unwrap();
-    let index = EmbeddedStore::open(dir, embedder.dims()).unwrap();
-    Rag::new(embedder, index, Config::default())
-}
+use athena_rag_api::store::{Access, Collection, StoreError};
 
 async fn house_guide(rag: &Rag) {
     rag.create_collection(Collection {
@@ -28,25 +22,7 @@ async fn house_guide(rag: &Rag) {
     })
     .await
     .unwrap();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/house");
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-        let id = name.split('.').next().unwrap().to_owned();
-        let doc = rag
-            .put_document(
-                "house_guide",
-                &id,
-                NewDocument {
-                    text: std::fs::read_to_string(&path).unwrap(),
-                    source: Some(name),
-                    ..NewDocument::default()
-                },
-            )
-            .await
-            .unwrap();
-        assert!(doc.chunks >= 1);
-    }
+    common::put_house_guide(rag, "house_guide").await;
 }
 
 fn query(text: &str, reader: Access) -> Query {
