@@ -207,19 +207,27 @@ impl ApiError {
     }
 }
 
+/// The request body, or why it could not be read (its size beyond the
+/// limit: 413 `invalid_body`).
+pub fn body_bytes(
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<axum::body::Bytes, ApiError> {
+    body.map_err(|e| {
+        ApiError::new(
+            e.status(),
+            "invalid_body",
+            format!("cannot read the request body: {}", e.body_text()),
+        )
+    })
+}
+
 /// A JSON request body, or the error that says what is wrong with it: too
 /// large (413, from the route's `DefaultBodyLimit`), unreadable, or not the
 /// JSON the route expects (400 `invalid_json`).
 pub fn json_body<T: serde::de::DeserializeOwned>(
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<T, ApiError> {
-    let body = body.map_err(|e| {
-        ApiError::new(
-            e.status(),
-            "invalid_body",
-            format!("cannot read the request body: {}", e.body_text()),
-        )
-    })?;
+    let body = body_bytes(body)?;
     serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid request body: {e}")))
 }

@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use athena_runtime::http::{ApiError, json_body};
+use athena_runtime::http::{ApiError, body_bytes, json_body};
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query as UrlQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -219,13 +219,7 @@ async fn put_document(
                     ),
                 )
             })?;
-            let body = body.map_err(|e| {
-                ApiError::new(
-                    e.status(),
-                    "invalid_body",
-                    format!("cannot read the request body: {}", e.body_text()),
-                )
-            })?;
+            let body = body_bytes(body)?;
             NewDocument {
                 bytes: Some(body.to_vec()),
                 format: Some(format),

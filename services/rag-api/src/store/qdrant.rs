@@ -214,15 +214,15 @@ impl QdrantStore {
         }
     }
 
-    /// The record of collection `name`, if it exists.
-    async fn collection_record(&self, name: &str) -> Result<Option<Collection>, StoreError> {
+    /// The record stored in the meta point `id`, if there is one.
+    async fn meta_record<T: serde::de::DeserializeOwned>(
+        &self,
+        id: String,
+    ) -> Result<Option<T>, StoreError> {
         let found = self
-            .call(
-                self.client.get_points(
-                    GetPointsBuilder::new(&self.meta, vec![PointId::from(collection_id(name))])
-                        .with_payload(true),
-                ),
-            )
+            .call(self.client.get_points(
+                GetPointsBuilder::new(&self.meta, vec![PointId::from(id)]).with_payload(true),
+            ))
             .await?;
         found
             .result
@@ -230,6 +230,11 @@ impl QdrantStore {
             .next()
             .map(|p| record(&p.payload))
             .transpose()
+    }
+
+    /// The record of collection `name`, if it exists.
+    async fn collection_record(&self, name: &str) -> Result<Option<Collection>, StoreError> {
+        self.meta_record(collection_id(name)).await
     }
 
     /// Fails with [`StoreError::UnknownCollection`] unless `name` exists.
@@ -419,23 +424,7 @@ impl VectorStore for QdrantStore {
 
     async fn document(&self, collection: &str, id: &str) -> Result<Option<Document>, StoreError> {
         self.known(collection).await?;
-        let found = self
-            .call(
-                self.client.get_points(
-                    GetPointsBuilder::new(
-                        &self.meta,
-                        vec![PointId::from(document_id(collection, id))],
-                    )
-                    .with_payload(true),
-                ),
-            )
-            .await?;
-        found
-            .result
-            .into_iter()
-            .next()
-            .map(|p| record(&p.payload))
-            .transpose()
+        self.meta_record(document_id(collection, id)).await
     }
 
     async fn documents(&self, collection: &str) -> Result<Vec<Document>, StoreError> {
