@@ -35,6 +35,9 @@ mod avx2;
 mod avx512;
 mod tiles;
 
+#[cfg(feature = "candle")]
+pub mod linear;
+
 /// A block format with kernels here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

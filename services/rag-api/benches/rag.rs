@@ -28,7 +28,7 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
-use athena_rag_api::embed::{Embedder, cosine};
+use athena_rag_api::embed::{Embedder, Precision, cosine};
 use athena_rag_api::ingest::Format;
 use athena_rag_api::store::hnsw::dot;
 use athena_rag_api::store::{Access, Chunk, Collection, Document, EmbeddedStore, VectorStore};
@@ -146,24 +146,34 @@ fn embeddings(threads: usize, runs: usize) {
         .expect("ATHENA_BENCH_PYTHON is not set: run scripts/bench-rag.sh");
     let store = athena_models::Store::from_env().unwrap();
     let dir = store.ensure("all-minilm-l6-v2").unwrap();
-    let embedder = Embedder::load(&dir, false, 32).unwrap();
+    let ours = [Precision::F32, Precision::Q8].map(|precision| {
+        (
+            precision,
+            Embedder::load(&dir, false, 32, precision).unwrap(),
+        )
+    });
     let texts = sentences();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let tokens: usize = refs.iter().map(|t| embedder.count_tokens(t).unwrap()).sum();
+    let tokens: usize = refs
+        .iter()
+        .map(|t| ours[0].1.count_tokens(t).unwrap())
+        .sum();
     let mut peer = Peer::start(&python, threads);
     peer.ask(json!({ "sentences": texts }));
-    // Warm-up, and agreement between the two.
-    embedder.embed(&refs[..32]).unwrap();
-    let mut worst = 1.0f32;
-    for t in refs.iter().step_by(16) {
-        let ours = embedder.embed(&[t]).unwrap().remove(0);
-        let theirs: Vec<f32> = peer.ask(json!({ "vector": t }))["vector"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap() as f32)
-            .collect();
-        worst = worst.min(cosine(&ours, &theirs));
+    // Warm-up, and agreement with the peer.
+    let mut worst = [1.0f32; 2];
+    for (w, (_, embedder)) in worst.iter_mut().zip(&ours) {
+        embedder.embed(&refs[..32]).unwrap();
+        for t in refs.iter().step_by(16) {
+            let mine = embedder.embed(&[t]).unwrap().remove(0);
+            let theirs: Vec<f32> = peer.ask(json!({ "vector": t }))["vector"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect();
+            *w = w.min(cosine(&mine, &theirs));
+        }
     }
 
     println!(
@@ -171,31 +181,37 @@ fn embeddings(threads: usize, runs: usize) {
         texts.len()
     );
     println!(
-        "| batch | sentence-transformers (sentences/s) | Athena (sentences/s) | Athena ÷ peer |"
+        "| batch | sentence-transformers (f32) | Athena f32 | f32 ÷ peer | Athena q8 | q8 ÷ peer |"
     );
-    println!("|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     for batch in [1usize, 32] {
-        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        let (mut mine, mut theirs) = ([Vec::new(), Vec::new()], Vec::new());
         for _ in 0..runs {
-            let started = Instant::now();
-            for group in refs.chunks(batch) {
-                embedder.embed(group).unwrap();
+            for (times, (_, embedder)) in mine.iter_mut().zip(&ours) {
+                let started = Instant::now();
+                for group in refs.chunks(batch) {
+                    embedder.embed(group).unwrap();
+                }
+                times.push(started.elapsed().as_secs_f64());
             }
-            ours.push(started.elapsed().as_secs_f64());
             let answer = peer.ask(json!({ "batch": batch, "repeat": 1 }));
             theirs.push(answer["seconds"][0].as_f64().unwrap());
         }
-        let (ours, theirs) = (
-            texts.len() as f64 / median(ours),
-            texts.len() as f64 / median(theirs),
-        );
+        let rate = |times: &Vec<f64>| texts.len() as f64 / median(times.clone());
+        let theirs = rate(&theirs);
+        let [f32_rate, q8_rate] = [rate(&mine[0]), rate(&mine[1])];
         println!(
-            "| {batch} | {theirs:.0} | {ours:.0} | {:.2}× |",
-            ours / theirs
+            "| {batch} | {theirs:.0} | {f32_rate:.0} | {:.2}× | {q8_rate:.0} | {:.2}× |",
+            f32_rate / theirs,
+            q8_rate / theirs
         );
     }
     peer.stop();
-    println!("\nLowest cosine between the two models' vectors for the same sentence: {worst:.5}");
+    for ((precision, _), w) in ours.iter().zip(worst) {
+        println!(
+            "\nLowest cosine between Athena's {precision:?} vectors and the peer's for the same sentence: {w:.5}"
+        );
+    }
 }
 
 /// Clustered unit vectors (2000 clusters), as in the tests.

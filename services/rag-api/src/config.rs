@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use athena_runtime::config::{Secret, Validate};
 use serde::{Deserialize, Serialize};
 
+use crate::embed::Precision;
 use crate::engine::{valid_collection_name, valid_document_id};
 use crate::store::Access;
 
@@ -22,6 +23,9 @@ pub struct Config {
     pub gpu: bool,
     /// Texts embedded per pass.
     pub batch: usize,
+    /// The dense layers' products: `q8` (8-bit integer kernels, default)
+    /// or `f32` (the trained weights as they are).
+    pub precision: Precision,
     /// Where the embedded index lives (default: the data directory's `rag-api`).
     pub dir: Option<PathBuf>,
     /// Largest document accepted, in bytes.
@@ -250,6 +254,7 @@ impl Default for Config {
             model: "all-minilm-l6-v2".into(),
             gpu: false,
             batch: 32,
+            precision: Precision::default(),
             dir: None,
             max_document_bytes: 10 << 20,
             chunk_tokens: 200,

@@ -15,6 +15,7 @@ use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use tokenizers::Tokenizer;
 
+pub use bert::Precision;
 use bert::{Bert, BertConfig};
 
 /// Why embedding failed.
@@ -75,8 +76,14 @@ fn window(dir: &Path, positions: usize) -> usize {
 
 impl Embedder {
     /// Loads `config.json`, `tokenizer.json` and `model.safetensors` from
-    /// `dir`, on the CPU or the first CUDA device; `batch` inputs per pass.
-    pub fn load(dir: &Path, gpu: bool, batch: usize) -> Result<Self, EmbedError> {
+    /// `dir`, on the CPU or the first CUDA device; `batch` inputs per pass,
+    /// the dense layers at `precision`.
+    pub fn load(
+        dir: &Path,
+        gpu: bool,
+        batch: usize,
+        precision: Precision,
+    ) -> Result<Self, EmbedError> {
         let fail = |reason: String| EmbedError::Load {
             dir: dir.display().to_string(),
             reason,
@@ -101,7 +108,7 @@ impl Embedder {
             .map_err(|e| fail(format!("model.safetensors: {e}")))?;
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
             .map_err(|e| fail(format!("model.safetensors: {e}")))?;
-        let model = Bert::load(vb, &config).map_err(|e| fail(e.to_string()))?;
+        let model = Bert::load(vb, &config, precision).map_err(|e| fail(e.to_string()))?;
         Ok(Self {
             model,
             tokenizer,

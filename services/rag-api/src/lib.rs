@@ -46,7 +46,7 @@ pub fn load(config: &Config) -> anyhow::Result<Rag> {
         ModelRef::Catalog(name) => athena_models::Store::from_env()?.ensure(&name)?,
         ModelRef::Path(path) => path,
     };
-    let embedder = embed::Embedder::load(&dir, config.gpu, config.batch)?;
+    let embedder = embed::Embedder::load(&dir, config.gpu, config.batch, config.precision)?;
     let store: store::Backend = match config.backend {
         config::BackendKind::Embedded => {
             store::EmbeddedStore::open(&config.index_dir(), embedder.dims())?.into()

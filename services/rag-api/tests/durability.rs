@@ -133,7 +133,15 @@ async fn acknowledged_documents_survive_a_kill() {
     let last = acknowledged.last().unwrap();
     let found: Value = http
         .post(format!("{base}/v1/search"))
-        .json(&json!({"query": format!("where does spare key number {last} hang?"), "limit": 5}))
+        .json(&json!({
+            // The note's own words: dozens of notes differ only in their
+            // numbers, which a question naming one number once does not
+            // always tell apart.
+            "query": format!(
+                "This is house note number {last}. The spare key number {last} hangs on hook {last}."
+            ),
+            "limit": 10
+        }))
         .send()
         .await
         .unwrap()

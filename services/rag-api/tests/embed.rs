@@ -4,12 +4,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use athena_rag_api::embed::{EmbedError, Embedder, cosine};
+use athena_rag_api::embed::{EmbedError, Embedder, Precision, cosine};
 
 fn embedder(batch: usize) -> Embedder {
     let store = athena_models::Store::from_env().unwrap();
     let dir = store.ensure("all-minilm-l6-v2").unwrap();
-    Embedder::load(&dir, false, batch).unwrap()
+    Embedder::load(&dir, false, batch, Precision::default()).unwrap()
 }
 
 #[test]
@@ -115,7 +115,7 @@ fn the_packed_encoder_matches_candles_bert() {
     ];
     let want = reference(&dir, &texts);
     for batch in [1, 4, 32] {
-        let got = Embedder::load(&dir, false, batch)
+        let got = Embedder::load(&dir, false, batch, Precision::F32)
             .unwrap()
             .embed(&texts)
             .unwrap();
@@ -126,6 +126,44 @@ fn the_packed_encoder_matches_candles_bert() {
                 .map(|(a, b)| (a - b).abs())
                 .fold(0f32, f32::max);
             assert!(worst < 1e-4, "batch {batch}, text {i}: off by {worst}");
+        }
+    }
+}
+
+/// The 8-bit products stay close to the trained model: each vector within
+/// a cosine of 0.998 of candle's f32 `BertModel` (0.9990–0.9998 here), at every batch size, and
+/// the same vector whatever the batch.
+#[test]
+fn eight_bit_products_stay_close_to_the_model() {
+    let store = athena_models::Store::from_env().unwrap();
+    let dir = store.ensure("all-minilm-l6-v2").unwrap();
+    let texts = [
+        "Hi.",
+        "Where are the spare towels?",
+        "The coffee machine takes pods; the descaling tablets are under the sink, next to the dishwasher salt.",
+        "Check-out is at eleven in the morning: please leave the keys in the box by the door and close the windows.",
+        "wifi",
+        "What is the wifi password?",
+        "Turn off the lights in the living room when you go to bed, and lock the garden gate.",
+    ];
+    let want = reference(&dir, &texts);
+    let one = Embedder::load(&dir, false, 1, Precision::Q8)
+        .unwrap()
+        .embed(&texts)
+        .unwrap();
+    for batch in [1, 4, 32] {
+        let got = Embedder::load(&dir, false, batch, Precision::Q8)
+            .unwrap()
+            .embed(&texts)
+            .unwrap();
+        for (i, ((g, w), o)) in got.iter().zip(&want).zip(&one).enumerate() {
+            let c = cosine(g, w);
+            assert!(c > 0.998, "batch {batch}, text {i}: cosine {c} to f32");
+            let same = cosine(g, o);
+            assert!(
+                same > 0.99999,
+                "batch {batch}, text {i}: cosine {same} to batch 1"
+            );
         }
     }
 }

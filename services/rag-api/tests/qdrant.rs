@@ -85,7 +85,7 @@ fn guide() -> Collection {
 fn embedder() -> embed::Embedder {
     let store = athena_models::Store::from_env().unwrap();
     let model = store.ensure("all-minilm-l6-v2").unwrap();
-    embed::Embedder::load(&model, false, 32).unwrap()
+    embed::Embedder::load(&model, false, 32, embed::Precision::default()).unwrap()
 }
 
 async fn house_guide(rag: &Rag) {

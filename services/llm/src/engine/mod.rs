@@ -5,7 +5,6 @@
 pub mod chat;
 pub mod grammar;
 pub mod json_schema;
-pub mod linear;
 pub mod model;
 pub mod sampler;
 pub mod scheduler;

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use candle_core::quantized::{GgmlDType, QTensor, ggml_file, gguf_file};
 
-use super::linear::Linear;
+use athena_kernels::linear::Linear;
 use candle_core::{DType, Device, Tensor};
 
 /// Why a model could not be loaded or run.

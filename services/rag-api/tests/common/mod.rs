@@ -14,7 +14,7 @@ use athena_rag_api::{Config, embed};
 pub fn engine(dir: &Path) -> Rag {
     let store = athena_models::Store::from_env().unwrap();
     let model = store.ensure("all-minilm-l6-v2").unwrap();
-    let embedder = embed::Embedder::load(&model, false, 32).unwrap();
+    let embedder = embed::Embedder::load(&model, false, 32, embed::Precision::default()).unwrap();
     let index = EmbeddedStore::open(dir, embedder.dims()).unwrap();
     Rag::new(embedder, index, Config::default())
 }

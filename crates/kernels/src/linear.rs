@@ -1,11 +1,13 @@
-//! The model's matrix products. Most go to candle's `QMatMul`, whose CPU
-//! kernels are fast for Q4_0 and the k-quants (with AVX-512 VNNI when rows
-//! are a multiple of 256). GGUF files also carry Q4_1, Q5_0, Q5_1 and
-//! Q8_0 matrices candle multiplies slowly (SmolLM2's Q4_1 file; k-quant
-//! files use Q5_0 where a row is not a multiple of 256, as Qwen2.5 0.5B's
-//! 896; the output matrix of small models is Q8_0 with rows of 576–896):
-//! those go to `athena-kernels`, with activations quantized exactly as
-//! candle does, so the results agree with candle's to rounding.
+//! Matrix products of candle tensors by quantized weights (feature
+//! `candle`), for the LLM's GGUF weights and the embedder's Q8_0 dense
+//! layers. Most formats go to candle's `QMatMul`, whose CPU kernels are
+//! fast for Q4_0 and the k-quants (with AVX-512 VNNI when rows are a
+//! multiple of 256). Q4_1, Q5_0, Q5_1 and Q8_0, which candle multiplies
+//! slowly (SmolLM2's Q4_1 file; k-quant files use Q5_0 where a row is not
+//! a multiple of 256, as Qwen2.5 0.5B's 896; the output matrix of small
+//! models is Q8_0 with rows of 576–896), go to this crate's kernels, with
+//! activations quantized exactly as candle does, so the results agree with
+//! candle's to rounding.
 //!
 //! Products of one input by several matrices (queries, keys and values;
 //! gate and up) are computed together: the input is quantized once and
@@ -14,7 +16,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 
-use athena_kernels::{Format, Kernel, Matrix, Q8};
+use crate::{Format, Kernel, Matrix, Q8};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Module, Tensor};
 
