@@ -7,6 +7,7 @@
 //! that needs it gets an `error` that says so.
 
 pub mod config;
+pub mod intent;
 pub mod satellite;
 
 use std::sync::Arc;
