@@ -15,6 +15,7 @@ pub mod event;
 pub mod frame;
 pub mod info;
 pub mod server;
+pub mod speech;
 
 pub use codec::{Limits, PROTOCOL_VERSION, ProtocolError, WyomingCodec};
 pub use connection::{Connection, ConnectionConfig, ConnectionError, EventReader, EventWriter};

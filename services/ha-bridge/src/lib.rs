@@ -12,6 +12,8 @@ pub mod client;
 pub mod config;
 pub mod home;
 pub mod http_api;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use athena_runtime::http;
 use athena_runtime::service::{self, Service, ServiceContext, ServiceFuture};

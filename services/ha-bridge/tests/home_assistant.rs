@@ -1,19 +1,19 @@
-//! The bridge against a real Home Assistant (PyPI `homeassistant` with its
-//! `demo` integration, in the venv `scripts/python-env.sh ha-venv
-//! tests/ha-requirements.txt` makes; `ATHENA_HA_PYTHON` names its python):
+//! The bridge against a real Home Assistant ([`athena_ha_bridge::testing`]:
+//! PyPI `homeassistant` with its `demo` integration, in the venv
+//! `scripts/python-env.sh ha-venv tests/ha-requirements.txt` makes;
+//! `ATHENA_HA_PYTHON` names its python):
 //! the bridge's HTTP API lists, resolves and switches demo entities, sees
 //! changes made elsewhere through its WebSocket cache, refuses what it must,
 //! and survives Home Assistant going away and coming back.
 
-#![allow(clippy::unwrap_used, clippy::print_stderr)]
+#![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use athena_ha_bridge::client::Session;
 use athena_ha_bridge::config::{Config, Secret};
+use athena_ha_bridge::testing::HomeAssistant;
 use athena_ha_bridge::{Bridge, http_api};
 use athena_runtime::http::Readiness;
 use serde_json::{Value, json};
@@ -21,158 +21,6 @@ use tokio_util::sync::CancellationToken;
 
 fn free_port() -> u16 {
     athena_runtime::free_local_port().unwrap()
-}
-
-/// A Home Assistant process on a config directory; killed when dropped.
-struct HomeAssistant {
-    dir: PathBuf,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl HomeAssistant {
-    fn python() -> PathBuf {
-        if let Ok(p) = std::env::var("ATHENA_HA_PYTHON") {
-            return p.into();
-        }
-        let cache = std::env::var("ATHENA_CACHE_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| {
-                PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/athena")
-            });
-        let python = cache.join("ha-venv/bin/python");
-        assert!(
-            python.exists(),
-            "no Home Assistant venv at {}: run scripts/python-env.sh ha-venv tests/ha-requirements.txt \
-             (scripts/test.sh does) or set ATHENA_HA_PYTHON",
-            python.display()
-        );
-        python
-    }
-
-    fn new(dir: &Path) -> Self {
-        let port = free_port();
-        std::fs::write(
-            dir.join("configuration.yaml"),
-            format!(
-                "homeassistant:\n  name: Test\n  latitude: 52.37\n  longitude: 4.89\n  elevation: 0\n  \
-                 unit_system: metric\n  time_zone: UTC\n  country: NL\n\
-                 http:\n  server_host: 127.0.0.1\n  server_port: {port}\n\
-                 api:\nwebsocket_api:\ndemo:\nconversation:\n"
-            ),
-        )
-        .unwrap();
-        Self {
-            dir: dir.to_owned(),
-            port,
-            child: None,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts it and waits until its HTTP API answers.
-    async fn start(&mut self) {
-        let log = std::fs::File::create(self.dir.join("hass.out")).unwrap();
-        let child = Command::new(Self::python())
-            .args(["-m", "homeassistant", "--skip-pip", "-c"])
-            .arg(&self.dir)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let http = reqwest::Client::new();
-        for _ in 0..600 {
-            if let Ok(r) = http
-                .get(format!("{}/api/onboarding", self.url()))
-                .send()
-                .await
-                && r.status().is_success()
-            {
-                return;
-            }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                let out = std::fs::read_to_string(self.dir.join("hass.out")).unwrap_or_default();
-                panic!("Home Assistant exited ({status}):\n{out}");
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        panic!("Home Assistant did not start in 150 s");
-    }
-
-    /// Stops it as a service manager would (SIGTERM, so it saves its
-    /// storage: tokens made moments before must survive the restart).
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            for _ in 0..300 {
-                if child.try_wait().ok().flatten().is_some() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Onboarding's first user, then a long-lived token as a user makes one.
-    async fn token(&self) -> String {
-        let http = reqwest::Client::new();
-        let client_id = format!("{}/", self.url());
-        let code: Value = http
-            .post(format!("{}/api/onboarding/users", self.url()))
-            .json(
-                &json!({"client_id": client_id, "name": "Test", "username": "test",
-                          "password": "test-password-1", "language": "en"}),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let code = code["auth_code"].as_str().expect("an auth code");
-        let token: Value = http
-            .post(format!("{}/auth/token", self.url()))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!(
-                "grant_type=authorization_code&code={code}&client_id={client_id}"
-            ))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let access = Secret::from(token["access_token"].as_str().unwrap());
-        let config = Config {
-            url: self.url(),
-            ..Config::default()
-        };
-        let mut session = Session::connect(&config, &access).await.unwrap();
-        let long = session
-            .command(json!({"type": "auth/long_lived_access_token", "client_name": "athena-test", "lifespan": 30}))
-            .await
-            .unwrap();
-        long.as_str().unwrap().to_owned()
-    }
-}
-
-impl Drop for HomeAssistant {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 /// A bridge serving its API on a free port.
@@ -386,7 +234,7 @@ async fn the_bridge_drives_a_real_home_assistant() {
     assert!(!e.to_string().contains("not-a-token"));
 
     // Home Assistant goes away: the bridge reports it, then recovers.
-    ha.stop();
+    ha.stop().await;
     until(20, "the drop to be noticed", async || {
         get(&format!("{api}/v1/status")).await.1["connected"] == false
     })

@@ -1,11 +1,14 @@
 //! The orchestrator's Wyoming endpoint over real TCP: many clients at once,
-//! truthful `info`, and bad input answered with `error` while others carry on.
+//! truthful `info`, bad input answered with `error` while others carry on,
+//! and runs whose backends are down or never hear speech ending in `error`
+//! within their deadlines.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use athena_orchestrator::Config;
 use athena_orchestrator::satellite::SatelliteEndpoint;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -19,13 +22,58 @@ struct Running {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// An endpoint whose backends are all down (nothing listens on their
+/// ports), with short deadlines.
+fn satellite_endpoint() -> SatelliteEndpoint {
+    let down = format!("http://127.0.0.1:{}", athena_runtime::free_local_port().unwrap());
+    let mut config = Config::default();
+    config.stt.url = down.clone();
+    config.tts.url = down.clone();
+    config.ha_bridge_url = down.clone();
+    config.mode_service_url = down;
+    config.timeouts.no_speech_secs = 1.0;
+    config.timeouts.action_secs = 1.0;
+    config.timeouts.speech_secs = 2.0;
+    SatelliteEndpoint::new(Arc::new(athena_orchestrator::pipeline(&config).unwrap()))
+}
+
+fn run(start_stage: PipelineStage, announce_text: Option<&str>) -> RunPipeline {
+    RunPipeline {
+        start_stage,
+        end_stage: PipelineStage::Tts,
+        wake_word_name: None,
+        wake_word_names: None,
+        announce_text: announce_text.map(str::to_owned),
+        restart_on_end: false,
+        extra: Default::default(),
+    }
+}
+
+/// Events until an `error` (returned last), within `limit`.
+async fn until_error(c: &mut wyoming::Connection, limit: Duration) -> Vec<Event> {
+    let mut seen = Vec::new();
+    tokio::time::timeout(limit, async {
+        loop {
+            let event = c.next_event().await.unwrap().unwrap();
+            let done = matches!(event, Event::Error(_));
+            seen.push(event);
+            if done {
+                return;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no error within {limit:?}: {seen:?}"));
+    seen
+}
+
 async fn start(config: ServerConfig) -> Running {
     let server = Server::bind(&"tcp://127.0.0.1:0".parse().unwrap(), config)
         .await
         .unwrap();
     let endpoint = Endpoint::Tcp(server.local_addr().unwrap().to_string());
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(server.serve(Arc::new(SatelliteEndpoint::new()), shutdown.clone()));
+    let task = tokio::spawn(server.serve(Arc::new(satellite_endpoint()), shutdown.clone()));
     Running {
         endpoint,
         shutdown,
@@ -88,27 +136,53 @@ async fn holds_two_hundred_connections_at_once() {
 }
 
 #[tokio::test]
-async fn info_does_not_claim_missing_stages() {
-    let endpoint = SatelliteEndpoint::new();
+async fn info_describes_the_pipeline() {
+    let endpoint = satellite_endpoint();
     let info = endpoint.info();
     assert!(info.asr.is_empty() && info.tts.is_empty() && info.wake.is_empty());
-    assert!(!info.handle[0].artifact.installed);
+    assert!(info.handle[0].artifact.installed);
+    assert!(info.handle[0].supports_home_control);
+}
 
+#[tokio::test]
+async fn runs_whose_backends_are_down_end_in_errors() {
     let server = start(ServerConfig::default()).await;
     let mut c = client(&server.endpoint).await;
-    c.send(RunPipeline {
-        start_stage: PipelineStage::Asr,
-        end_stage: PipelineStage::Tts,
-        wake_word_name: None,
-        wake_word_names: None,
-        announce_text: None,
-        restart_on_end: false,
-        extra: Default::default(),
-    })
-    .await
-    .unwrap();
-    let answer = c.next_event().await.unwrap().unwrap();
-    assert_eq!(error_code(&answer), Some("stage-unavailable"));
+
+    // An announcement with text to speech down: `synthesize`, then the
+    // error, within the speech deadline; pings are answered meanwhile.
+    c.send(run(PipelineStage::Tts, Some("Dinner is ready."))).await.unwrap();
+    c.send(Ping::default()).await.unwrap();
+    let seen = until_error(&mut c, Duration::from_secs(10)).await;
+    let kinds: Vec<&str> = seen.iter().map(Event::kind).collect();
+    assert!(kinds.contains(&"pong"), "{kinds:?}");
+    assert!(kinds.contains(&"synthesize"), "{kinds:?}");
+    assert_eq!(error_code(seen.last().unwrap()), Some("tts-failed"));
+
+    // Listening to silence: `transcribe`, then no speech within 1 s.
+    c.send(run(PipelineStage::Asr, None)).await.unwrap();
+    let silence = vec![0u8; 2048];
+    for _ in 0..20 {
+        c.send(wyoming::event::AudioChunk {
+            format: wyoming::AudioFormat::SPEECH,
+            timestamp: None,
+            audio: silence.clone().into(),
+            extra: Default::default(),
+        })
+        .await
+        .unwrap();
+    }
+    let seen = until_error(&mut c, Duration::from_secs(10)).await;
+    assert_eq!(seen[0].kind(), "transcribe");
+    assert_eq!(error_code(seen.last().unwrap()), Some("stt-no-speech"));
+
+    // Runs that cannot start where they were asked to.
+    c.send(run(PipelineStage::Tts, None)).await.unwrap();
+    let seen = until_error(&mut c, Duration::from_secs(5)).await;
+    assert_eq!(error_code(seen.last().unwrap()), Some("unsupported-stage"));
+    c.send(run(PipelineStage::Intent, None)).await.unwrap();
+    let seen = until_error(&mut c, Duration::from_secs(5)).await;
+    assert_eq!(error_code(seen.last().unwrap()), Some("unsupported-stage"));
 }
 
 #[tokio::test]

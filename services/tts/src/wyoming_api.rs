@@ -15,17 +15,12 @@ use athena_api::tts::{SpeechSegment, SpeechStream, SynthesisConfig};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
-use wyoming::event::{
-    AudioChunk, AudioFormat as WireFormat, AudioStart, AudioStop, Error, Pong, SynthesizeStopped,
-    SynthesizeVoice,
-};
+use wyoming::event::{AudioFormat as WireFormat, Error, Pong, SynthesizeStopped, SynthesizeVoice};
+use wyoming::speech::{Framing, SpeechFramer};
 use wyoming::info::{Artifact, Attribution, Info, TtsProgram, TtsVoice, TtsVoiceSpeaker};
 use wyoming::{Connection, ConnectionError, Event, Handler};
 
 use crate::{Slot, loaded};
-
-/// Samples per `audio-chunk` (as wyoming-piper sends them).
-const SAMPLES_PER_CHUNK: usize = 1024;
 
 /// Serves Wyoming clients once the voices are loaded (`error` until then).
 #[derive(Debug)]
@@ -120,29 +115,13 @@ fn request(
     })
 }
 
-/// How a speech stream is framed on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    /// One `audio-start` … `audio-stop` for the whole reply (`synthesize`).
-    Whole,
-    /// One per sentence (streaming).
-    PerSentence,
-}
-
 /// Sends speech segments as audio events.
 #[derive(Debug)]
-struct Player {
-    framing: Framing,
-    /// The sentence whose audio is open (between start and stop).
-    open: Option<u32>,
-}
+struct Player(SpeechFramer);
 
 impl Player {
     fn new(framing: Framing) -> Self {
-        Self {
-            framing,
-            open: None,
-        }
+        Self(SpeechFramer::new(framing))
     }
 
     async fn play(
@@ -155,33 +134,15 @@ impl Player {
             width: segment.format.width() as u16,
             channels: segment.format.channels() as u16,
         };
-        let new_sentence = self.open != Some(segment.sentence);
-        if new_sentence && (self.open.is_none() || self.framing == Framing::PerSentence) {
-            self.close(conn).await?;
-            conn.send(AudioStart {
-                format,
-                timestamp: None,
-                extra: Default::default(),
-            })
-            .await?;
-        }
-        self.open = Some(segment.sentence);
-        let bytes_per_chunk = SAMPLES_PER_CHUNK * segment.format.frame_bytes();
-        for chunk in segment.audio.chunks(bytes_per_chunk) {
-            conn.send(AudioChunk {
-                format,
-                timestamp: None,
-                audio: segment.audio.slice_ref(chunk),
-                extra: Default::default(),
-            })
-            .await?;
+        for event in self.0.segment(segment.sentence, format, &segment.audio) {
+            conn.send(event).await?;
         }
         Ok(())
     }
 
     async fn close(&mut self, conn: &mut Connection) -> Result<(), ConnectionError> {
-        if self.open.take().is_some() {
-            conn.send(AudioStop::default()).await?;
+        if let Some(stop) = self.0.close() {
+            conn.send(stop).await?;
         }
         Ok(())
     }

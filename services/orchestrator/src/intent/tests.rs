@@ -59,6 +59,8 @@ Turn off the lights in the kitchen.                           => HassTurnOff are
 Turn off all the lights in the living room.                   => HassTurnOff area=living_room domain=light
 Turn on the living room lamps.                                => HassTurnOn area=living_room domain=light
 Turn the bedroom fan off                                      => HassTurnOff area=bedroom domain=fan
+Unlock the front door.                                        => HassTurnOff domain=lock name=lock.front_door
+Lock the front door lock                                      => HassTurnOn domain=lock name=lock.front_door
 # Brightness.
 Set the kitchen light to 50%.                                 => HassLightSet brightness=50 name=light.kitchen
 Set bedroom lamp brightness to fifty percent.                 => HassLightSet brightness=50 name=light.bedroom_lamp

@@ -1,0 +1,525 @@
+//! One satellite's pipeline run: listen (end of speech found by the VAD) →
+//! speech to text → intent → action or answer → text to speech → audio back,
+//! reporting progress with Wyoming events as Home Assistant does
+//! (`transcribe`, `voice-started`, `voice-stopped`, `transcript`,
+//! `synthesize`, audio, `error`) and waiting for the satellite's `played`.
+//!
+//! A run owns nothing of the connection: events from the satellite reach it
+//! through a channel ([`Incoming`]) and its events leave through another, so
+//! the connection goes on answering `ping` and `describe` while a run waits
+//! for a backend. Every wait has a deadline ([`Timeouts`]); a stage that
+//! fails sends `error` and, where text to speech still works, a short
+//! spoken apology.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use athena_api::{Error as ApiError, ErrorKind};
+use athena_api::stt::{RecognitionConfig, RecognitionEvent, SpeechToText};
+use athena_api::tts::{SynthesisConfig, TextToSpeech};
+use athena_audio::AudioFormat;
+use athena_vad::{Endpointer, VadEvent};
+use bytes::Bytes;
+use futures::StreamExt;
+use metrics::{counter, histogram};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+use tokio_stream::wrappers::ReceiverStream;
+use tracing::{Instrument, debug, info, info_span, warn};
+use wyoming::Event;
+use wyoming::event::{
+    AudioFormat as WireFormat, Error, Handled, PipelineStage, RunPipeline, Synthesize, Transcribe,
+    Transcript, VoiceStarted, VoiceStopped,
+};
+use wyoming::speech::{Framing, SpeechFramer};
+
+use crate::actions::{Actions, SatelliteLink};
+use crate::config::{Config, Timeouts, VadSettings, secs};
+use crate::intent::{IntentSet, SlotLists};
+
+/// What a run hears from its satellite.
+#[derive(Debug)]
+pub enum Incoming {
+    /// Microphone audio.
+    Audio {
+        /// As the chunk announced it.
+        format: WireFormat,
+        /// PCM.
+        audio: Bytes,
+    },
+    /// The satellite ended its audio (`audio-stop`).
+    AudioStop,
+    /// The satellite finished playing the reply (`played`).
+    Played,
+}
+
+/// Spoken when a stage fails and the voice still works.
+const APOLOGY: &str = "Sorry, something went wrong. Please try again.";
+/// Spoken when nothing in the transcript was understood.
+const NOT_UNDERSTOOD: &str = "Sorry, I didn't understand that.";
+/// Spoken when a command may have named the home but the home is unreachable.
+const HOME_UNREACHABLE: &str = "Sorry, I can't reach the home right now.";
+
+/// The stages and their backends, shared by every satellite.
+pub struct Pipeline {
+    stt: Arc<dyn SpeechToText>,
+    tts: Arc<dyn TextToSpeech>,
+    intents: IntentSet,
+    actions: Actions,
+    stt_model: Option<String>,
+    stt_language: Option<String>,
+    voice: Option<String>,
+    vad: VadSettings,
+    timeouts: Timeouts,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("voice", &self.voice)
+            .field("vad", &self.vad)
+            .field("timeouts", &self.timeouts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a run stopped before its end stage.
+#[derive(Debug, thiserror::Error)]
+enum StageError {
+    #[error("no speech was heard")]
+    NoSpeech,
+    #[error("nothing was recognized in the speech")]
+    NoText,
+    #[error("speech to text failed: {0}")]
+    Stt(ApiError),
+    #[error("speech to text took longer than {0:.0} s")]
+    SttTimeout(f64),
+    #[error("text to speech failed: {0}")]
+    Tts(ApiError),
+    #[error("text to speech took longer than {0:.0} s")]
+    TtsTimeout(f64),
+    #[error("{0}")]
+    Unsupported(String),
+    /// The satellite went away: nobody to tell.
+    #[error("the satellite disconnected")]
+    Gone,
+}
+
+impl StageError {
+    /// The Wyoming `error` code.
+    fn code(&self) -> &'static str {
+        match self {
+            Self::NoSpeech => "stt-no-speech",
+            Self::NoText => "stt-no-text-recognized",
+            Self::Stt(_) => "stt-failed",
+            Self::SttTimeout(_) => "stt-timeout",
+            Self::Tts(_) => "tts-failed",
+            Self::TtsTimeout(_) => "tts-timeout",
+            Self::Unsupported(_) => "unsupported-stage",
+            Self::Gone => "disconnected",
+        }
+    }
+
+    /// Whether an apology can still be spoken.
+    fn speak_apology(&self) -> bool {
+        matches!(self, Self::Stt(_) | Self::SttTimeout(_))
+    }
+}
+
+/// Where a run sends its events; a closed channel means the satellite left.
+#[derive(Debug, Clone)]
+struct Out(mpsc::Sender<Event>);
+
+impl Out {
+    async fn send(&self, event: impl Into<Event>) -> Result<(), StageError> {
+        self.0.send(event.into()).await.map_err(|_| StageError::Gone)
+    }
+}
+
+/// What was heard: the transcript and when speech ended.
+#[derive(Debug)]
+struct Heard {
+    text: String,
+    speech_ended: Instant,
+}
+
+impl Pipeline {
+    /// A pipeline over these backends, with `config`'s settings.
+    pub fn new(
+        config: &Config,
+        stt: Arc<dyn SpeechToText>,
+        tts: Arc<dyn TextToSpeech>,
+        intents: IntentSet,
+        actions: Actions,
+    ) -> Self {
+        Self {
+            stt,
+            tts,
+            intents,
+            actions,
+            stt_model: config.stt.model.clone(),
+            stt_language: config.stt.language.clone(),
+            voice: config.tts.voice.clone(),
+            vad: config.vad,
+            timeouts: config.timeouts,
+        }
+    }
+
+    /// Runs `request` for a satellite until its end stage (again and again
+    /// with `restart_on_end`), until the satellite leaves or `input` closes.
+    pub async fn run(
+        self: Arc<Self>,
+        request: RunPipeline,
+        mut input: mpsc::Receiver<Incoming>,
+        link: SatelliteLink,
+    ) {
+        let out = Out(link.events.clone());
+        let span = info_span!(
+            "pipeline",
+            satellite = %link.id,
+            start = ?request.start_stage,
+            end = ?request.end_stage
+        );
+        async move {
+            loop {
+                let outcome = match self.once(&request, &mut input, &out, &link).await {
+                    Ok(()) => "ok",
+                    Err(StageError::Gone) => {
+                        counter!("orchestrator_runs_total", "outcome" => "disconnected")
+                            .increment(1);
+                        return;
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "pipeline run failed");
+                        let told = out
+                            .send(Error::new(e.code(), e.to_string()))
+                            .await
+                            .is_ok();
+                        if told && e.speak_apology() {
+                            let _ = self.speak(APOLOGY, &out, None, &mut input).await;
+                        }
+                        e.code()
+                    }
+                };
+                counter!("orchestrator_runs_total", "outcome" => outcome).increment(1);
+                if !request.restart_on_end {
+                    return;
+                }
+            }
+        }
+        .instrument(span)
+        .await;
+    }
+
+    /// One pass from the start stage to the end stage.
+    async fn once(
+        &self,
+        request: &RunPipeline,
+        input: &mut mpsc::Receiver<Incoming>,
+        out: &Out,
+        link: &SatelliteLink,
+    ) -> Result<(), StageError> {
+        use PipelineStage::{Asr, Handle, Intent, Tts, Wake};
+        let (reply, speech_ended) = match request.start_stage {
+            // No server-side wake word: a satellite that streams without
+            // one is heard as if its wake word had just been spoken.
+            Wake | Asr => {
+                let heard = self.listen(input, out).await?;
+                if request.end_stage == Asr {
+                    return Ok(());
+                }
+                let reply = self.understand(&heard.text, link).await;
+                (reply, Some(heard.speech_ended))
+            }
+            Tts => match request.announce_text.as_deref().map(str::trim) {
+                Some(text) if !text.is_empty() => (text.to_owned(), None),
+                _ => {
+                    return Err(StageError::Unsupported(
+                        "a run starting at tts needs announce_text".into(),
+                    ));
+                }
+            },
+            Intent | Handle => {
+                return Err(StageError::Unsupported(
+                    "runs start at wake, asr or tts; send text with `recognize` instead".into(),
+                ));
+            }
+        };
+        if request.end_stage != Tts {
+            return out
+                .send(Handled {
+                    text: Some(reply),
+                    ..Handled::default()
+                })
+                .await;
+        }
+        self.speak(&reply, out, speech_ended, input).await
+    }
+
+    /// Listens until the speaker stops, and transcribes what was said.
+    /// Audio reaches speech to text from shortly before speech started
+    /// (the pre-roll) while it is still being spoken.
+    async fn listen(
+        &self,
+        input: &mut mpsc::Receiver<Incoming>,
+        out: &Out,
+    ) -> Result<Heard, StageError> {
+        out.send(Transcribe {
+            name: self.stt_model.clone(),
+            language: self.stt_language.clone(),
+            ..Transcribe::default()
+        })
+        .await?;
+        let mut endpointer = Endpointer::new(self.vad.endpointer());
+        let preroll_bytes = self.vad.preroll_ms as usize * 16 * 2;
+        let mut preroll: VecDeque<u8> = VecDeque::with_capacity(preroll_bytes);
+        let mut to_stt: Option<mpsc::Sender<Result<Bytes, ApiError>>> = None;
+        let mut recognition = None;
+        let listening = Instant::now();
+        let mut speech_started: Option<Instant> = None;
+        let speech_ended = loop {
+            let deadline = match speech_started {
+                None => listening + secs(self.timeouts.no_speech_secs),
+                Some(at) => at + secs(self.timeouts.max_speech_secs),
+            };
+            let next = tokio::time::timeout_at(deadline.into(), input.recv()).await;
+            let (format, audio) = match next {
+                Ok(Some(Incoming::Audio { format, audio })) => (format, audio),
+                Ok(Some(Incoming::Played)) => continue,
+                // The satellite ended its audio, or the command ran too long:
+                // what was heard is the command.
+                Ok(Some(Incoming::AudioStop)) | Err(_) if speech_started.is_some() => {
+                    break Instant::now();
+                }
+                Ok(Some(Incoming::AudioStop)) | Err(_) => return Err(StageError::NoSpeech),
+                Ok(None) => return Err(StageError::Gone),
+            };
+            let samples = speech_samples(format, &audio)?;
+            let pcm = pcm16(&samples);
+            match &to_stt {
+                Some(tx) => tx.send(Ok(pcm)).await.map_err(|_| stt_gone())?,
+                None => {
+                    preroll.extend(pcm.iter());
+                    let excess = preroll.len().saturating_sub(preroll_bytes);
+                    preroll.drain(..excess);
+                }
+            }
+            let mut ended = None;
+            for event in endpointer.push(&samples) {
+                match event {
+                    VadEvent::SpeechStarted { .. } if to_stt.is_none() => {
+                        debug!("speech started");
+                        speech_started = Some(Instant::now());
+                        out.send(VoiceStarted::default()).await?;
+                        let (tx, rx) = mpsc::channel(256);
+                        let first: Vec<u8> = preroll.drain(..).collect();
+                        tx.send(Ok(Bytes::from(first)))
+                            .await
+                            .map_err(|_| stt_gone())?;
+                        recognition = Some(self.recognize(rx));
+                        to_stt = Some(tx);
+                    }
+                    VadEvent::SpeechStarted { .. } => {}
+                    VadEvent::SpeechEnded { .. } => ended = Some(Instant::now()),
+                }
+            }
+            if let Some(at) = ended {
+                break at;
+            }
+        };
+        out.send(VoiceStopped::default()).await?;
+        // The end of the audio stream tells speech to text to finish.
+        drop(to_stt);
+        let Some(recognition) = recognition else {
+            return Err(StageError::NoSpeech);
+        };
+        let limit = self.timeouts.transcript_secs;
+        let text = match timeout(secs(limit), recognition).await {
+            Err(_) => return Err(StageError::SttTimeout(limit)),
+            Ok(Err(join)) => return Err(StageError::Stt(ApiError::new(ErrorKind::Internal, join.to_string()))),
+            Ok(Ok(result)) => result.map_err(StageError::Stt)?,
+        };
+        histogram!("orchestrator_stage_seconds", "stage" => "speech_end_to_transcript")
+            .record(speech_ended.elapsed().as_secs_f64());
+        let text = text.trim().to_owned();
+        info!(transcript = %text, "heard");
+        out.send(Transcript {
+            text: text.clone(),
+            language: self.stt_language.clone(),
+            ..Transcript::default()
+        })
+        .await?;
+        if text.is_empty() {
+            return Err(StageError::NoText);
+        }
+        Ok(Heard { text, speech_ended })
+    }
+
+    /// Starts transcribing the audio `rx` will carry; the task ends with
+    /// the final transcript.
+    fn recognize(
+        &self,
+        rx: mpsc::Receiver<Result<Bytes, ApiError>>,
+    ) -> tokio::task::JoinHandle<Result<String, ApiError>> {
+        let stt = self.stt.clone();
+        let config = RecognitionConfig {
+            model: self.stt_model.clone(),
+            language: self.stt_language.clone(),
+            format: AudioFormat::SPEECH,
+            partial_results: false,
+            hints: Vec::new(),
+        };
+        tokio::spawn(async move {
+            let mut events = stt
+                .recognize(config, ReceiverStream::new(rx).boxed())
+                .await?;
+            while let Some(event) = events.next().await {
+                if let RecognitionEvent::Final(transcript) = event? {
+                    return Ok(transcript.text);
+                }
+            }
+            Err(ApiError::new(
+                ErrorKind::Internal,
+                "speech to text ended without a transcript",
+            ))
+        })
+    }
+
+    /// What to say to `text`: a local intent run through the home, else an
+    /// admission that it was not understood.
+    async fn understand(&self, text: &str, link: &SatelliteLink) -> String {
+        let (lists, home_reachable) = match self.actions.vocabulary().await {
+            Ok(lists) => (lists, true),
+            Err(e) => {
+                warn!(error = %e, "no entity names from the home");
+                (Arc::new(SlotLists::new()), false)
+            }
+        };
+        match self.intents.recognize(text, &lists) {
+            Some(matched) => {
+                info!(intent = %matched, "local intent");
+                self.actions.handle(&matched, link).await.speech
+            }
+            None if !home_reachable => HOME_UNREACHABLE.to_owned(),
+            None => NOT_UNDERSTOOD.to_owned(),
+        }
+    }
+
+    /// Speaks `text` to the satellite (audio as each sentence is ready)
+    /// and waits until it has been played.
+    async fn speak(
+        &self,
+        text: &str,
+        out: &Out,
+        speech_ended: Option<Instant>,
+        input: &mut mpsc::Receiver<Incoming>,
+    ) -> Result<(), StageError> {
+        out.send(Synthesize {
+            text: text.to_owned(),
+            ..Synthesize::default()
+        })
+        .await?;
+        let limit = self.timeouts.speech_secs;
+        let deadline = Instant::now() + secs(limit);
+        let config = SynthesisConfig {
+            voice: self.voice.clone(),
+            ..SynthesisConfig::default()
+        };
+        let text_stream = futures::stream::iter([Ok(text.to_owned())]).boxed();
+        let mut speech = tokio::time::timeout_at(
+            deadline.into(),
+            self.tts.synthesize(config, text_stream),
+        )
+        .await
+        .map_err(|_| StageError::TtsTimeout(limit))?
+        .map_err(StageError::Tts)?;
+        let mut framer = SpeechFramer::new(Framing::Whole);
+        let mut first = true;
+        loop {
+            let segment = match tokio::time::timeout_at(deadline.into(), speech.next()).await {
+                Err(_) => {
+                    if let Some(stop) = framer.close() {
+                        out.send(stop).await?;
+                    }
+                    return Err(StageError::TtsTimeout(limit));
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    if let Some(stop) = framer.close() {
+                        out.send(stop).await?;
+                    }
+                    return Err(StageError::Tts(e));
+                }
+                Ok(Some(Ok(segment))) => segment,
+            };
+            let format = WireFormat {
+                rate: segment.format.rate(),
+                width: segment.format.width() as u16,
+                channels: segment.format.channels() as u16,
+            };
+            for event in framer.segment(segment.sentence, format, &segment.audio) {
+                out.send(event).await?;
+                if std::mem::take(&mut first)
+                    && let Some(ended) = speech_ended
+                {
+                    histogram!("orchestrator_stage_seconds", "stage" => "speech_end_to_first_audio")
+                        .record(ended.elapsed().as_secs_f64());
+                }
+            }
+        }
+        if let Some(stop) = framer.close() {
+            out.send(stop).await?;
+        }
+        self.await_played(input).await
+    }
+
+    /// Waits for `played` (audio that keeps arriving meanwhile is not a
+    /// command); a satellite that never says it is taken as done.
+    async fn await_played(&self, input: &mut mpsc::Receiver<Incoming>) -> Result<(), StageError> {
+        let deadline = Instant::now() + secs(self.timeouts.played_secs);
+        loop {
+            match tokio::time::timeout_at(deadline.into(), input.recv()).await {
+                Ok(Some(Incoming::Played)) => return Ok(()),
+                Ok(Some(_)) => {}
+                Ok(None) => return Err(StageError::Gone),
+                Err(_) => {
+                    debug!("no `played` from the satellite");
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+fn stt_gone() -> StageError {
+    StageError::Stt(ApiError::unavailable("speech to text stopped reading audio"))
+}
+
+/// A chunk's audio as 16 kHz mono samples, whatever format it came in.
+fn speech_samples(format: WireFormat, audio: &[u8]) -> Result<Vec<f32>, StageError> {
+    let format = AudioFormat::new(
+        format.rate,
+        u32::from(format.width),
+        u32::from(format.channels),
+    )
+    .map_err(|e| StageError::Unsupported(format!("audio format: {e}")))?;
+    let mono = format
+        .to_mono_f32(audio)
+        .map_err(|e| StageError::Unsupported(format!("audio: {e}")))?;
+    Ok(if format.rate() == athena_vad::SAMPLE_RATE {
+        mono
+    } else {
+        athena_audio::resample(&mono, format.rate(), athena_vad::SAMPLE_RATE)
+    })
+}
+
+/// Samples as 16-bit little-endian PCM.
+fn pcm16(samples: &[f32]) -> Bytes {
+    let mut bytes = Vec::with_capacity(samples.len() * 2);
+    for s in samples {
+        let v = (s.clamp(-1.0, 1.0) * 32767.0).round() as i16;
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    Bytes::from(bytes)
+}
