@@ -9,8 +9,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 # espeak-ng), libsonic for espeak-ng. Run: espeak-ng's phoneme data for Piper
 # voices. Tests: Python venvs for reference peers; docker-compose (1.29)
 # validates compose.yaml without a Docker engine; redis-server backs the
-# Redis state tests.
-packages=(build-essential pkg-config python3 python3-venv curl ca-certificates docker-compose cmake libclang-dev libsonic-dev espeak-ng-data redis-server)
+# Redis state tests; espeak-ng speaks the commands of the pipeline tests
+# in a voice that is not ours.
+packages=(build-essential pkg-config python3 python3-venv curl ca-certificates docker-compose cmake libclang-dev libsonic-dev espeak-ng-data redis-server espeak-ng)
 
 missing=()
 for p in "${packages[@]}"; do

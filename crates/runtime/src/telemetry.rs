@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -85,14 +85,25 @@ pub fn init_logging(config: &LogConfig) {
     };
 }
 
+/// Bucket bounds for durations: fine below a second, where a voice
+/// assistant's stages live, coarse up to a minute.
+pub const SECONDS_BUCKETS: [f64; 16] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 60.0,
+];
+
 /// The process's Prometheus recorder, installed on first use.
 ///
-/// Histograms are summarised in place; a background task (started here when a
-/// tokio runtime is running) keeps their memory bounded.
+/// Durations (metrics named `*_seconds`) are Prometheus histograms with
+/// [`SECONDS_BUCKETS`], so that percentiles can be computed across pods;
+/// other histograms are summarised in place. A background task (started here
+/// when a tokio runtime is running) keeps their memory bounded.
 pub fn metrics() -> PrometheusHandle {
     METRICS
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &SECONDS_BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new())
+                .build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("a metrics recorder was already installed; /metrics may be empty");

@@ -145,8 +145,10 @@ impl HomeAssistant {
         let client_id = format!("{}/", self.url());
         let user: Value = http
             .post(format!("{}/api/onboarding/users", self.url()))
-            .json(&json!({"client_id": client_id, "name": "Test", "username": "test",
-                          "password": "test-password-1", "language": "en"}))
+            .json(
+                &json!({"client_id": client_id, "name": "Test", "username": "test",
+                          "password": "test-password-1", "language": "en"}),
+            )
             .send()
             .await
             .expect("onboarding answered")

@@ -4,13 +4,13 @@
 //! satellite's timers, and the stage says what happened in a short sentence
 //! for text to speech ([`Reply`]).
 //!
-//! - [`devices`]: on and off, brightness, covers, states.
-//! - [`timers`]: timers per satellite, told as Wyoming timer events.
-//! - [`speech`]: the English of the replies.
+//! - `devices`: on and off, brightness, covers, states.
+//! - `timers`: timers per satellite, told as Wyoming timer events.
+//! - `speech`: the English of the replies.
 //!
 //! The stage never fails: a backend that is down or slow gives a short
 //! apology and an [`Outcome`] to count, within the backends' deadlines.
-//! Where a command stops early is decided in one place ([`Stop::reply`]).
+//! Where a command stops early is decided in one place (`Stop::reply`).
 
 mod devices;
 mod speech;
@@ -28,8 +28,8 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::backends::{
-    Action, BackendError, Decision, Entity, EntityQuery, ErrorKind, Home, Mode, ModeCause,
-    ModePolicy,
+    Action, BackendError, Decision, Entity, EntityQuery, ErrorKind, Home, MODE_SERVICE, Mode,
+    ModeCause, ModePolicy,
 };
 use crate::intent::{IntentMatch, SlotLists};
 use timers::{Spoken, TimerError, TimerView, Timers};
@@ -167,7 +167,7 @@ impl From<BackendError> for Stop {
     }
 }
 
-/// One entity an action would touch, with the policy's say.
+/// The entities an action would touch, split by the policy's say.
 #[derive(Debug)]
 struct Permitted {
     /// Those the policy allows.
@@ -366,9 +366,7 @@ impl Actions {
             .timers
             .start(satellite, name, total, spoken)
             .await
-            .map_err(|_| {
-                Stop::Unsupported("Sorry, you have too many timers running.".into())
-            })?;
+            .map_err(|_| Stop::Unsupported("Sorry, you have too many timers running.".into()))?;
         let label = match &timer.name {
             Some(name) => format!("{name} timer"),
             None => "timer".into(),
@@ -413,7 +411,10 @@ impl Actions {
             ([], None) => "You have no timers.".into(),
             ([timer], _) => format!(
                 "Your {} has {} left.",
-                timer.name.as_ref().map_or("timer".into(), |n| format!("{n} timer")),
+                timer
+                    .name
+                    .as_ref()
+                    .map_or("timer".into(), |n| format!("{n} timer")),
                 left(timer)
             ),
             (timers, _) => {
@@ -453,31 +454,32 @@ impl Stop {
             },
             Self::Backend(e) => {
                 warn!(%command, error = %e, "action failed");
-                match (&e, e.code()) {
-                    (_, Some("unknown_entity")) => Reply {
-                        speech: "Sorry, I couldn't find that device.".into(),
-                        outcome: Outcome::NotFound,
-                    },
-                    (_, Some("not_allowed")) => Reply {
-                        speech: "Sorry, I'm not allowed to do that.".into(),
-                        outcome: Outcome::Denied {
+                let (speech, outcome) = match (e.backend(), e.kind(), e.code()) {
+                    (_, _, Some("unknown_entity")) => {
+                        ("Sorry, I couldn't find that device.", Outcome::NotFound)
+                    }
+                    (_, _, Some("not_allowed")) => (
+                        "Sorry, I'm not allowed to do that.",
+                        Outcome::Denied {
                             rule: "ha_bridge.access".into(),
                         },
-                    },
-                    (BackendError::Rejected { backend, .. }, _) if *backend != "mode-service" => {
-                        Reply {
-                            speech: "Sorry, the home didn't accept that.".into(),
-                            outcome: failed(&e),
-                        }
+                    ),
+                    (MODE_SERVICE, _, _) => {
+                        ("Sorry, I can't check what's allowed right now.", failed(&e))
                     }
-                    _ if e.backend() == "mode-service" => Reply {
-                        speech: "Sorry, I can't check what's allowed right now.".into(),
-                        outcome: failed(&e),
-                    },
-                    _ => Reply {
-                        speech: "Sorry, I can't reach the home right now.".into(),
-                        outcome: failed(&e),
-                    },
+                    (_, ErrorKind::Rejected, _) => {
+                        ("Sorry, the home didn't accept that.", failed(&e))
+                    }
+                    (_, ErrorKind::Invalid, _) => {
+                        ("Sorry, something went wrong with the home.", failed(&e))
+                    }
+                    (_, ErrorKind::Unavailable | ErrorKind::Timeout, _) => {
+                        ("Sorry, I can't reach the home right now.", failed(&e))
+                    }
+                };
+                Reply {
+                    speech: speech.into(),
+                    outcome,
                 }
             }
         }

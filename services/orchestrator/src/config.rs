@@ -187,12 +187,16 @@ impl Validate for Config {
             ("mode_service_url", &self.mode_service_url),
         ] {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(format!("{name} must be an http:// or https:// URL, not {url:?}"));
+                return Err(format!(
+                    "{name} must be an http:// or https:// URL, not {url:?}"
+                ));
             }
         }
         for (name, value) in self.timeouts.all() {
             if !(value.is_finite() && value > 0.0 && value < 86_400.0) {
-                return Err(format!("timeouts.{name} must be between 0 and 86400 seconds"));
+                return Err(format!(
+                    "timeouts.{name} must be between 0 and 86400 seconds"
+                ));
             }
         }
         if !(0.0..=1.0).contains(&self.vad.threshold) {

@@ -48,7 +48,7 @@ impl Orchestrator {
 
 /// The pipeline `config` describes: its backends (connected lazily, so a
 /// backend that starts later is found then) and its intent sentences.
-pub fn pipeline(config: &Config) -> anyhow::Result<Pipeline> {
+pub fn build_pipeline(config: &Config) -> anyhow::Result<Pipeline> {
     let stt = GrpcSpeechToText::connect_lazy(&config.stt.url)
         .with_context(|| format!("stt.url {:?}", config.stt.url))?;
     let tts = GrpcTextToSpeech::connect_lazy(&config.tts.url)
@@ -57,7 +57,8 @@ pub fn pipeline(config: &Config) -> anyhow::Result<Pipeline> {
         Some(path) => {
             let yaml = std::fs::read_to_string(path)
                 .with_context(|| format!("intents file {}", path.display()))?;
-            IntentSet::from_yaml(&yaml).with_context(|| format!("intents file {}", path.display()))?
+            IntentSet::from_yaml(&yaml)
+                .with_context(|| format!("intents file {}", path.display()))?
         }
         None => IntentSet::english()?,
     };
@@ -81,7 +82,7 @@ impl Service for Orchestrator {
 
     fn run(self: Box<Self>, ctx: ServiceContext) -> ServiceFuture {
         Box::pin(async move {
-            let pipeline = Arc::new(pipeline(&self.config)?);
+            let pipeline = Arc::new(build_pipeline(&self.config)?);
             let endpoint = Arc::new(SatelliteEndpoint::new(pipeline));
             let wyoming = wyoming_server::serve(&self.config.wyoming, endpoint, &ctx);
             let api = http::serve(

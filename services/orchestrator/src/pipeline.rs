@@ -15,9 +15,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use athena_api::{Error as ApiError, ErrorKind};
 use athena_api::stt::{RecognitionConfig, RecognitionEvent, SpeechToText};
 use athena_api::tts::{SynthesisConfig, TextToSpeech};
+use athena_api::{Error as ApiError, ErrorKind};
 use athena_audio::AudioFormat;
 use athena_vad::{Endpointer, VadEvent};
 use bytes::Bytes;
@@ -133,7 +133,10 @@ struct Out(mpsc::Sender<Event>);
 
 impl Out {
     async fn send(&self, event: impl Into<Event>) -> Result<(), StageError> {
-        self.0.send(event.into()).await.map_err(|_| StageError::Gone)
+        self.0
+            .send(event.into())
+            .await
+            .map_err(|_| StageError::Gone)
     }
 }
 
@@ -192,10 +195,7 @@ impl Pipeline {
                     }
                     Err(e) => {
                         warn!(error = %e, "pipeline run failed");
-                        let told = out
-                            .send(Error::new(e.code(), e.to_string()))
-                            .await
-                            .is_ok();
+                        let told = out.send(Error::new(e.code(), e.to_string())).await.is_ok();
                         if told && e.speak_apology() {
                             let _ = self.speak(APOLOGY, &out, None, &mut input).await;
                         }
@@ -337,7 +337,12 @@ impl Pipeline {
         let limit = self.timeouts.transcript_secs;
         let text = match timeout(secs(limit), recognition).await {
             Err(_) => return Err(StageError::SttTimeout(limit)),
-            Ok(Err(join)) => return Err(StageError::Stt(ApiError::new(ErrorKind::Internal, join.to_string()))),
+            Ok(Err(join)) => {
+                return Err(StageError::Stt(ApiError::new(
+                    ErrorKind::Internal,
+                    join.to_string(),
+                )));
+            }
             Ok(Ok(result)) => result.map_err(StageError::Stt)?,
         };
         histogram!("orchestrator_stage_seconds", "stage" => "speech_end_to_transcript")
@@ -399,7 +404,14 @@ impl Pipeline {
         match self.intents.recognize(text, &lists) {
             Some(matched) => {
                 info!(intent = %matched, "local intent");
-                self.actions.handle(&matched, link).await.speech
+                let reply = self.actions.handle(&matched, link).await;
+                counter!(
+                    "orchestrator_actions_total",
+                    "intent" => matched.intent.clone(),
+                    "outcome" => reply.outcome.label()
+                )
+                .increment(1);
+                reply.speech
             }
             None if !home_reachable => HOME_UNREACHABLE.to_owned(),
             None => NOT_UNDERSTOOD.to_owned(),
@@ -427,13 +439,11 @@ impl Pipeline {
             ..SynthesisConfig::default()
         };
         let text_stream = futures::stream::iter([Ok(text.to_owned())]).boxed();
-        let mut speech = tokio::time::timeout_at(
-            deadline.into(),
-            self.tts.synthesize(config, text_stream),
-        )
-        .await
-        .map_err(|_| StageError::TtsTimeout(limit))?
-        .map_err(StageError::Tts)?;
+        let mut speech =
+            tokio::time::timeout_at(deadline.into(), self.tts.synthesize(config, text_stream))
+                .await
+                .map_err(|_| StageError::TtsTimeout(limit))?
+                .map_err(StageError::Tts)?;
         let mut framer = SpeechFramer::new(Framing::Whole);
         let mut first = true;
         loop {
@@ -493,7 +503,9 @@ impl Pipeline {
 }
 
 fn stt_gone() -> StageError {
-    StageError::Stt(ApiError::unavailable("speech to text stopped reading audio"))
+    StageError::Stt(ApiError::unavailable(
+        "speech to text stopped reading audio",
+    ))
 }
 
 /// A chunk's audio as 16 kHz mono samples, whatever format it came in.

@@ -52,7 +52,9 @@ impl SatelliteEndpoint {
     }
 }
 
-/// A pipeline run in progress for a satellite.
+/// A pipeline run in progress for a satellite. When the satellite leaves,
+/// the run reads what it had already sent (a last `played`), then the end of
+/// its input, and stops: nothing it does outlives its deadlines.
 #[derive(Debug)]
 struct ActiveRun {
     input: mpsc::Sender<Incoming>,
@@ -69,14 +71,6 @@ struct Session<'a> {
     warned_audio: bool,
 }
 
-impl Drop for Session<'_> {
-    fn drop(&mut self) {
-        if let Some(run) = self.run.take() {
-            run.task.abort();
-        }
-    }
-}
-
 impl Session<'_> {
     async fn send(&self, event: impl Into<Event>) {
         // A closed channel means the writer failed; the handler returns
@@ -85,7 +79,7 @@ impl Session<'_> {
     }
 
     /// Passes `incoming` to the run; false when no run is listening.
-    fn to_run(&mut self, incoming: Incoming) -> bool {
+    fn pass_to_run(&mut self, incoming: Incoming) -> bool {
         let Some(run) = &self.run else {
             return false;
         };
@@ -133,7 +127,7 @@ impl Session<'_> {
                     format: chunk.format,
                     audio: chunk.audio,
                 };
-                if !self.to_run(incoming) {
+                if !self.pass_to_run(incoming) {
                     self.stray_audio().await;
                 }
             }
@@ -143,12 +137,12 @@ impl Session<'_> {
                 }
             }
             Event::AudioStop(_) => {
-                if !self.to_run(Incoming::AudioStop) {
+                if !self.pass_to_run(Incoming::AudioStop) {
                     self.warned_audio = false;
                 }
             }
             Event::Played(_) => {
-                self.to_run(Incoming::Played);
+                self.pass_to_run(Incoming::Played);
             }
             // Notifications from peers need no answer.
             Event::Pong(_)

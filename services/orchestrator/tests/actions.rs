@@ -259,7 +259,10 @@ async fn actions_drive_a_real_home_assistant() {
         .command(&token, json!({"type": "config/area_registry/list"}))
         .await;
     for (area, entities) in [
-        ("Kitchen", &["light.kitchen_lights", "light.ceiling_lights"][..]),
+        (
+            "Kitchen",
+            &["light.kitchen_lights", "light.ceiling_lights"][..],
+        ),
         ("Garden", &["sensor.outside_temperature"][..]),
     ] {
         let known = areas
@@ -349,7 +352,10 @@ async fn actions_drive_a_real_home_assistant() {
     // States read from Home Assistant.
     assert_eq!(
         say(&actions, &link, "What's the temperature in the garden?").await,
-        reply("It's 15.6 degrees Celsius in the Garden.", Outcome::Answered)
+        reply(
+            "It's 15.6 degrees Celsius in the Garden.",
+            Outcome::Answered
+        )
     );
     assert_eq!(
         say(&actions, &link, "Is the front door locked?").await,
@@ -436,6 +442,25 @@ async fn actions_drive_a_real_home_assistant() {
         reply(
             "Sorry, the Kitchen Lights can't do that.",
             Outcome::Unsupported
+        )
+    );
+
+    // Names from an outdated vocabulary: what the bridge says of them.
+    let mut stale = SlotLists::new();
+    stale.add("name", "Ghost Light", "light.ghost").add(
+        "name",
+        "Security",
+        "alarm_control_panel.security",
+    );
+    assert_eq!(
+        say_with(&actions, &link, "Turn on the ghost light", &stale).await,
+        reply("Sorry, I couldn't find that device.", Outcome::NotFound)
+    );
+    assert_eq!(
+        say_with(&actions, &link, "Turn on the security", &stale).await,
+        reply(
+            "Sorry, I'm not allowed to do that.",
+            denied("ha_bridge.access")
         )
     );
 
@@ -547,7 +572,9 @@ async fn timers_tell_the_satellite() {
     );
     let status = say("Timer status").await;
     assert!(
-        status.speech.starts_with("You have 2 timers. The pizza timer has "),
+        status
+            .speech
+            .starts_with("You have 2 timers. The pizza timer has "),
         "{status:?}"
     );
     assert_eq!(
@@ -686,6 +713,19 @@ async fn a_backend_down_or_silent_gets_an_apology_in_time() {
             Outcome::Failed {
                 backend: "home-assistant",
                 kind: ErrorKind::Unavailable
+            }
+        )
+    );
+
+    // Another service where ha-bridge should be: answers that make no sense.
+    let confused = self::actions(&mode.url, &mode.url, deadline);
+    assert_eq!(
+        say_with(&confused, &link, "Turn on the kitchen lights", &lists).await,
+        reply(
+            "Sorry, something went wrong with the home.",
+            Outcome::Failed {
+                backend: "ha-bridge",
+                kind: ErrorKind::Invalid
             }
         )
     );

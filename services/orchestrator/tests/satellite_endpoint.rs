@@ -25,7 +25,10 @@ struct Running {
 /// An endpoint whose backends are all down (nothing listens on their
 /// ports), with short deadlines.
 fn satellite_endpoint() -> SatelliteEndpoint {
-    let down = format!("http://127.0.0.1:{}", athena_runtime::free_local_port().unwrap());
+    let down = format!(
+        "http://127.0.0.1:{}",
+        athena_runtime::free_local_port().unwrap()
+    );
     let mut config = Config::default();
     config.stt.url = down.clone();
     config.tts.url = down.clone();
@@ -34,7 +37,9 @@ fn satellite_endpoint() -> SatelliteEndpoint {
     config.timeouts.no_speech_secs = 1.0;
     config.timeouts.action_secs = 1.0;
     config.timeouts.speech_secs = 2.0;
-    SatelliteEndpoint::new(Arc::new(athena_orchestrator::pipeline(&config).unwrap()))
+    SatelliteEndpoint::new(Arc::new(
+        athena_orchestrator::build_pipeline(&config).unwrap(),
+    ))
 }
 
 fn run(start_stage: PipelineStage, announce_text: Option<&str>) -> RunPipeline {
@@ -151,7 +156,9 @@ async fn runs_whose_backends_are_down_end_in_errors() {
 
     // An announcement with text to speech down: `synthesize`, then the
     // error, within the speech deadline; pings are answered meanwhile.
-    c.send(run(PipelineStage::Tts, Some("Dinner is ready."))).await.unwrap();
+    c.send(run(PipelineStage::Tts, Some("Dinner is ready.")))
+        .await
+        .unwrap();
     c.send(Ping::default()).await.unwrap();
     let seen = until_error(&mut c, Duration::from_secs(10)).await;
     let kinds: Vec<&str> = seen.iter().map(Event::kind).collect();

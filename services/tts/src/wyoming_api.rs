@@ -16,8 +16,8 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use wyoming::event::{AudioFormat as WireFormat, Error, Pong, SynthesizeStopped, SynthesizeVoice};
-use wyoming::speech::{Framing, SpeechFramer};
 use wyoming::info::{Artifact, Attribution, Info, TtsProgram, TtsVoice, TtsVoiceSpeaker};
+use wyoming::speech::{Framing, SpeechFramer};
 use wyoming::{Connection, ConnectionError, Event, Handler};
 
 use crate::{Slot, loaded};

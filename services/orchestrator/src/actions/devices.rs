@@ -223,7 +223,11 @@ impl Actions {
     /// `HassTurnOn` / `HassTurnOff`.
     pub(super) async fn switch(&self, command: &IntentMatch, on: bool) -> Result<Reply, Stop> {
         let targets = self.targets(command).await?;
-        let domain = targets.domain().unwrap_or_default();
+        let Some(domain) = targets.domain() else {
+            return Err(Stop::Unsupported(
+                "Sorry, I can switch only one kind of device at a time.".into(),
+            ));
+        };
         let Some(switch) = switch_of(domain, on) else {
             let how = if on { "on" } else { "off" };
             let what = targets.describe(targets.entities());
@@ -350,16 +354,20 @@ impl Actions {
                     } else {
                         "aren't"
                     };
-                    format!(
-                        "No, {} {verb} {asked}.",
-                        speech::join_and(&names(&others))
-                    )
+                    format!("No, {} {verb} {asked}.", speech::join_and(&names(&others)))
                 }
             }
             (_, None) => {
                 let each: Vec<String> = entities
                     .iter()
-                    .map(|e| format!("{} {} {}", the(&e.name), speech::be(&e.name), speech::state(e)))
+                    .map(|e| {
+                        format!(
+                            "{} {} {}",
+                            the(&e.name),
+                            speech::be(&e.name),
+                            speech::state(e)
+                        )
+                    })
                     .collect();
                 format!("{}.", speech::capitalize(&speech::join_and(&each)))
             }
@@ -381,8 +389,15 @@ impl Actions {
         };
         let reading = |e: &Entity| -> Option<f64> {
             match e.domain.as_str() {
-                "sensor" => e.state.parse().ok().filter(|_| e.device_class() == Some("temperature")),
-                _ => e.attributes.get("current_temperature").and_then(Value::as_f64),
+                "sensor" => e
+                    .state
+                    .parse()
+                    .ok()
+                    .filter(|_| e.device_class() == Some("temperature")),
+                _ => e
+                    .attributes
+                    .get("current_temperature")
+                    .and_then(Value::as_f64),
             }
         };
         let mut entities: Vec<Entity> = self

@@ -303,10 +303,17 @@ mod tests {
         assert_eq!(state(&temperature), "12.5 degrees Celsius");
         let door = entity("binary_sensor.door", "on", json!({"device_class": "door"}));
         assert_eq!(state(&door), "open");
-        assert_eq!(state(&entity("climate.hall", "heat_cool", json!({}))), "heat cool");
+        assert_eq!(
+            state(&entity("climate.hall", "heat_cool", json!({}))),
+            "heat cool"
+        );
         assert_eq!(state(&entity("lock.front", "locked", json!({}))), "locked");
         assert_eq!(
-            state(&entity("sensor.power", "-0.001", json!({"unit_of_measurement": "W"}))),
+            state(&entity(
+                "sensor.power",
+                "-0.001",
+                json!({"unit_of_measurement": "W"})
+            )),
             "0 watts"
         );
         assert_eq!(number(21.0), "21");

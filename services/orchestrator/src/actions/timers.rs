@@ -72,8 +72,11 @@ pub(crate) struct TimerView {
 /// How a timer's length was said, for `timer-started`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Spoken {
+    /// The hours said, if any.
     pub hours: Option<i64>,
+    /// The minutes said, if any.
     pub minutes: Option<i64>,
+    /// The seconds said, if any.
     pub seconds: Option<i64>,
 }
 
@@ -180,9 +183,7 @@ impl Timers {
                     .rposition(|t| t.name.as_deref().is_some_and(|n| same_name(n, name))),
                 None => satellite.timers.len().checked_sub(1),
             };
-            satellite
-                .timers
-                .remove(index.ok_or(TimerError::NotFound)?)
+            satellite.timers.remove(index.ok_or(TimerError::NotFound)?)
         };
         timer.task.abort();
         let view = timer.view(Instant::now());

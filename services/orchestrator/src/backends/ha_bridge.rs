@@ -14,14 +14,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{BackendError, JsonApi, SetupError};
-
-/// The backend's name in errors.
-const BACKEND: &str = "ha-bridge";
-
-/// What ha-bridge stands for; its errors that say Home Assistant is out of
-/// reach are reported as this backend being unavailable.
-const HOME_ASSISTANT: &str = "home-assistant";
+use super::{BackendError, HA_BRIDGE, HOME_ASSISTANT, JsonApi, SetupError};
 
 /// The house: what is in it, what state it is in, and calls that change it.
 #[async_trait]
@@ -121,7 +114,7 @@ impl HaBridgeClient {
     /// within `deadline`. Nothing connects yet.
     pub fn new(url: &str, deadline: Duration) -> Result<Self, SetupError> {
         Ok(Self {
-            api: JsonApi::new(BACKEND, url, deadline)?,
+            api: JsonApi::new(HA_BRIDGE, url, deadline)?,
         })
     }
 }

@@ -20,6 +20,15 @@ use serde::de::DeserializeOwned;
 pub use ha_bridge::{Entity, EntityQuery, HaBridgeClient, Home, HomeStatus, ServiceCall};
 pub use mode::{Action, Decision, Mode, ModeCause, ModeClient, ModePolicy, ModeStatus};
 
+/// ha-bridge's name in errors and outcomes.
+pub const HA_BRIDGE: &str = "ha-bridge";
+
+/// Home Assistant's, when ha-bridge says it is out of reach.
+pub const HOME_ASSISTANT: &str = "home-assistant";
+
+/// mode-service's.
+pub const MODE_SERVICE: &str = "mode-service";
+
 /// Why a call to a backend failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BackendError {
@@ -28,7 +37,7 @@ pub enum BackendError {
     /// behind ha-bridge).
     #[error("{backend} is unreachable: {detail}")]
     Unavailable {
-        /// Which service: `ha-bridge`, `home-assistant`, `mode-service`.
+        /// Which service: [`HA_BRIDGE`], [`HOME_ASSISTANT`], [`MODE_SERVICE`].
         backend: &'static str,
         /// What went wrong, for logs.
         detail: String,
@@ -164,7 +173,8 @@ impl JsonApi {
     /// The API at `url` (`http://host:port`, maybe with a path prefix).
     fn new(backend: &'static str, url: &str, deadline: Duration) -> Result<Self, SetupError> {
         let problem = |problem: String| SetupError { backend, problem };
-        let mut base = Url::parse(url).map_err(|e| problem(format!("{url:?} is not a URL: {e}")))?;
+        let mut base =
+            Url::parse(url).map_err(|e| problem(format!("{url:?} is not a URL: {e}")))?;
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
             return Err(problem(format!("{url:?} is not an http(s) URL")));
         }

@@ -13,10 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{BackendError, JsonApi, SetupError};
-
-/// The backend's name in errors.
-const BACKEND: &str = "mode-service";
+use super::{BackendError, JsonApi, MODE_SERVICE, SetupError};
 
 /// Who the house is set up for, and what that allows.
 #[async_trait]
@@ -166,7 +163,7 @@ impl ModeClient {
     /// call within `deadline`. Nothing connects yet.
     pub fn new(url: &str, deadline: Duration) -> Result<Self, SetupError> {
         Ok(Self {
-            api: JsonApi::new(BACKEND, url, deadline)?,
+            api: JsonApi::new(MODE_SERVICE, url, deadline)?,
         })
     }
 }
