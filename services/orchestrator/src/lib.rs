@@ -10,6 +10,7 @@
 pub mod actions;
 pub mod backends;
 pub mod config;
+pub mod http_api;
 pub mod intent;
 pub mod pipeline;
 pub mod satellite;
@@ -84,11 +85,12 @@ impl Service for Orchestrator {
         Box::pin(async move {
             let pipeline = Arc::new(build_pipeline(&self.config)?);
             let endpoint = Arc::new(SatelliteEndpoint::new(pipeline));
+            let routes = http_api::router(endpoint.satellites());
             let wyoming = wyoming_server::serve(&self.config.wyoming, endpoint, &ctx);
             let api = http::serve(
                 NAME,
                 self.config.http,
-                axum::Router::new(),
+                routes,
                 ctx.readiness.clone(),
                 ctx.shutdown.clone(),
             );
