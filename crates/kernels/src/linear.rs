@@ -107,7 +107,7 @@ impl Linear {
             .to_dtype(candle_core::DType::F32)?
             .to_vec1()?;
         let rows = xs.len() / cols;
-        let acts = Q8::quantize_row(&xs);
+        let acts = quantize(&xs, cols);
         let outs: Vec<Vec<AtomicU32>> = own
             .iter()
             .map(|m| (0..rows * m.rows()).map(|_| AtomicU32::new(0)).collect())
@@ -147,6 +147,30 @@ impl Linear {
             .try_into()
             .map_err(|_| candle_core::Error::Msg("product count".into()))
     }
+}
+
+/// Activations quantized below this many values stay on one thread.
+const PARALLEL_QUANTIZE: usize = 1 << 15;
+
+/// `xs` (rows of `cols`) quantized row by row; the rows of a large input
+/// (a prompt, an embedding batch) are spread over the threads.
+fn quantize(xs: &[f32], cols: usize) -> Vec<Q8> {
+    if xs.len() < PARALLEL_QUANTIZE || cols == 0 {
+        return Q8::quantize_row(xs);
+    }
+    use rayon::prelude::*;
+    let per_row = cols / 32;
+    let mut acts = vec![Q8::quantize(&[0.0; 32]); xs.len() / cols * per_row];
+    acts.par_chunks_mut(per_row * 16)
+        .zip(xs.par_chunks(cols * 16))
+        .for_each(|(acts, xs)| {
+            for (acts, row) in acts.chunks_mut(per_row).zip(xs.chunks(cols)) {
+                for (a, block) in acts.iter_mut().zip(row.as_chunks::<32>().0) {
+                    *a = Q8::quantize(block);
+                }
+            }
+        });
+    acts
 }
 
 fn format(dtype: GgmlDType) -> Option<Format> {
@@ -191,7 +215,8 @@ mod tests {
                 assert!(matches!(ours, Linear::Own(_)), "{dtype:?} went to candle");
                 let theirs = QMatMul::from_qtensor(q(&w)).unwrap();
                 let theirs2 = QMatMul::from_qtensor(q(&w2)).unwrap();
-                for m in [1, 7] {
+                // 300 rows: quantized on several threads.
+                for m in [1, 7, 300] {
                     let x = Tensor::randn(0f32, 1.0, (1, m, cols), &device).unwrap();
                     let flat =
                         |t: &Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
