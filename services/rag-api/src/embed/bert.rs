@@ -361,10 +361,10 @@ impl Bert {
         let d = h / heads;
         // [total, 3h] → padded [3, n, heads, longest, d].
         let qkv = qkv
-                .index_select(to_padded, 0)?
-                .reshape((n, longest, 3, heads, d))?
-                .permute((2, 0, 3, 1, 4))?
-                .contiguous()?;
+            .index_select(to_padded, 0)?
+            .reshape((n, longest, 3, heads, d))?
+            .permute((2, 0, 3, 1, 4))?
+            .contiguous()?;
         let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
         let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?;
         let weights = candle_nn::ops::softmax_last_dim(&scores)?;
