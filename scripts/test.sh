@@ -12,7 +12,9 @@ cd "$ATHENA_ROOT"
 ATHENA_PYTHON="$("$ATHENA_ROOT/scripts/python-env.sh" | tail -n 1)"
 # A real Home Assistant for the ha-bridge tests, in its own venv.
 ATHENA_HA_PYTHON="$("$ATHENA_ROOT/scripts/python-env.sh" ha-venv "$ATHENA_ROOT/tests/ha-requirements.txt" | tail -n 1)"
-export ATHENA_PYTHON ATHENA_HA_PYTHON
+# The real wyoming-satellite, in its own venv (it pins an older wyoming).
+ATHENA_SATELLITE_PYTHON="$("$ATHENA_ROOT/scripts/python-env.sh" satellite-venv "$ATHENA_ROOT/tests/satellite-requirements.txt" | tail -n 1)"
+export ATHENA_PYTHON ATHENA_HA_PYTHON ATHENA_SATELLITE_PYTHON
 
 step() { printf '\n== %s\n' "$*" >&2; }
 

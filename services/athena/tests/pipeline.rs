@@ -8,8 +8,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use athena_api::tts::{GrpcTextToSpeech, SynthesisConfig, TextToSpeech};
 use athena_ha_bridge::testing::HomeAssistant;
@@ -17,101 +16,7 @@ use futures::StreamExt;
 use wyoming::event::{AudioChunk, PipelineStage, Played, RunPipeline};
 use wyoming::{AudioFormat, Connection, ConnectionConfig, Endpoint, Event};
 
-use common::free_port;
-
-/// The services of one `athena serve` process; killed when dropped.
-struct Athena {
-    child: Child,
-    orchestrator: u16,
-    wyoming: u16,
-    tts: u16,
-    ha_bridge: u16,
-}
-
-impl Drop for Athena {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Athena {
-    fn start(ha_url: &str, token: &str, data: &std::path::Path) -> Self {
-        let (orchestrator, wyoming, stt, tts, ha_bridge, mode) = (
-            free_port(),
-            free_port(),
-            free_port(),
-            free_port(),
-            free_port(),
-            free_port(),
-        );
-        let local = |port: u16| format!("127.0.0.1:{port}");
-        let url = |port: u16| format!("http://127.0.0.1:{port}");
-        let child = Command::new(env!("CARGO_BIN_EXE_athena"))
-            .args([
-                "serve",
-                "orchestrator",
-                "stt",
-                "tts",
-                "ha-bridge",
-                "mode-service",
-            ])
-            .env("ATHENA_DATA_DIR", data)
-            .env("ATHENA__ORCHESTRATOR__HTTP", local(orchestrator))
-            .env(
-                "ATHENA__ORCHESTRATOR__WYOMING__URI",
-                format!("tcp://127.0.0.1:{wyoming}"),
-            )
-            .env("ATHENA__ORCHESTRATOR__STT__URL", url(stt))
-            .env("ATHENA__ORCHESTRATOR__TTS__URL", url(tts))
-            .env("ATHENA__ORCHESTRATOR__HA_BRIDGE_URL", url(ha_bridge))
-            .env("ATHENA__ORCHESTRATOR__MODE_SERVICE_URL", url(mode))
-            .env("ATHENA__STT__HTTP", local(stt))
-            .env(
-                "ATHENA__STT__WYOMING__URI",
-                format!("tcp://127.0.0.1:{}", free_port()),
-            )
-            .env("ATHENA__TTS__HTTP", local(tts))
-            .env(
-                "ATHENA__TTS__WYOMING__URI",
-                format!("tcp://127.0.0.1:{}", free_port()),
-            )
-            .env("ATHENA__HA_BRIDGE__HTTP", local(ha_bridge))
-            .env("ATHENA__HA_BRIDGE__URL", ha_url)
-            .env("ATHENA__HA_BRIDGE__TOKEN", token)
-            .env("ATHENA__MODE_SERVICE__HTTP", local(mode))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let athena = Self {
-            child,
-            orchestrator,
-            wyoming,
-            tts,
-            ha_bridge,
-        };
-        for port in [orchestrator, stt, tts, ha_bridge, mode] {
-            athena.wait_ready(port);
-        }
-        athena
-    }
-
-    fn wait_ready(&self, port: u16) {
-        let deadline = Instant::now() + Duration::from_secs(180);
-        while Instant::now() < deadline {
-            let ready = Command::new("curl")
-                .args(["-sf", &format!("http://127.0.0.1:{port}/readyz")])
-                .output()
-                .is_ok_and(|o| o.status.success());
-            if ready {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        panic!("the service on port {port} never became ready");
-    }
-}
+use common::athena::{Athena, espeak};
 
 /// `text` spoken by our own voice, as a satellite's microphone would hear
 /// it: 16 kHz, 16-bit mono, with half a second of silence before and 1.5 s
@@ -129,35 +34,6 @@ async fn spoken(tts_port: u16, text: &str) -> Vec<u8> {
     let mut pcm = vec![0u8; 16_000];
     while let Some(segment) = speech.next().await {
         pcm.extend_from_slice(&segment.unwrap().audio);
-    }
-    pcm.extend(vec![0u8; 48_000]);
-    pcm
-}
-
-/// `text` spoken by espeak-ng (`en-us`, 145 words a minute), as a
-/// satellite's microphone would hear it, with the same silences.
-fn espeak(text: &str) -> Vec<u8> {
-    let out = Command::new("espeak-ng")
-        .args(["-v", "en-us", "-s", "145", "--stdout", text])
-        .output()
-        .expect("espeak-ng runs (scripts/setup.sh installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // A WAV whose sizes are left open (it was streamed): the rate from the
-    // header, the samples after the `data` tag.
-    let wav = out.stdout;
-    let rate = u32::from_le_bytes(wav[24..28].try_into().unwrap());
-    let data = wav.windows(4).position(|w| w == b"data").unwrap() + 8;
-    let samples: Vec<f32> = wav[data..]
-        .chunks_exact(2)
-        .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
-        .collect();
-    let mut pcm = vec![0u8; 16_000];
-    for s in athena_audio::resample(&samples, rate, 16_000) {
-        pcm.extend_from_slice(&((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes());
     }
     pcm.extend(vec![0u8; 48_000]);
     pcm
@@ -226,7 +102,13 @@ async fn speak_command(wyoming_port: u16, pcm: &[u8]) -> Run {
             run.kinds.push(event.kind().to_owned());
             match event {
                 Event::Transcript(t) => run.transcript = t.text,
-                Event::Synthesize(s) => run.reply = s.text,
+                // One per sentence for an answer spoken as it is written.
+                Event::Synthesize(s) => {
+                    if !run.reply.is_empty() {
+                        run.reply.push(' ');
+                    }
+                    run.reply.push_str(&s.text);
+                }
                 Event::AudioChunk(c) => run.audio_bytes += c.audio.len(),
                 Event::AudioStop(_) => return,
                 Event::Error(e) => panic!("error from the pipeline: {e:?} after {:?}", run.kinds),
@@ -254,7 +136,35 @@ fn a_spoken_command_turns_on_the_kitchen_lights() {
         let mut ha = HomeAssistant::new(ha_dir.path());
         ha.start().await;
         let token = ha.token().await;
-        let athena = Athena::start(&ha.url(), &token, data.path());
+        // The small LLM answers what no local intent understands (the
+        // routing policy sends both endpoints to it).
+        let llm = common::Service::start_http(
+            "router-small-llm",
+            &[("ATHENA__ROUTER_SMALL_LLM__MAX_TOKENS", "40")],
+        );
+        let routing = data.path().join("routing.yaml");
+        let endpoint = format!(
+            "{{ url: '{}/v1', model: smollm2-135m-instruct, max_tokens: 40, \
+             first_token_secs: 30, answer_secs: 60 }}",
+            llm.base_url()
+        );
+        std::fs::write(
+            &routing,
+            format!(
+                "endpoints: {{ small: {endpoint}, large: {endpoint} }}\n\
+                 default: {{ endpoint: small, rag: false }}\n"
+            ),
+        )
+        .unwrap();
+        let athena = Athena::start_with(
+            &ha.url(),
+            &token,
+            data.path(),
+            &[(
+                "ATHENA__ORCHESTRATOR__ROUTING_POLICY",
+                routing.to_str().unwrap(),
+            )],
+        );
         let http = reqwest::Client::new();
         // ha-bridge is ready once it holds a copy of the home.
         let status: serde_json::Value = http
@@ -312,10 +222,15 @@ fn a_spoken_command_turns_on_the_kitchen_lights() {
             "{light} {run:?}"
         );
 
-        // Something no local intent covers: said so, out loud.
+        // Something no local intent covers: answered by the LLM, out loud,
+        // sentence by sentence as it is written (not the apology that a
+        // model down or too slow would give).
         let pcm = spoken(athena.tts, "Who wrote the Odyssey?").await;
         let run = speak_command(athena.wyoming, &pcm).await;
-        assert!(run.reply.contains("didn't understand"), "{run:?}");
+        assert!(!run.reply.trim().is_empty(), "{run:?}");
+        assert!(!run.reply.contains("didn't understand"), "{run:?}");
+        assert!(!run.reply.contains("can't answer"), "{run:?}");
+        assert!(run.kinds.contains(&"synthesize".to_owned()), "{run:?}");
         assert!(run.audio_bytes > 0);
 
         // The orchestrator counted the runs (each once its `played` is in)
@@ -342,6 +257,18 @@ fn a_spoken_command_turns_on_the_kitchen_lights() {
         assert!(
             metrics
                 .contains("orchestrator_stage_seconds_bucket{stage=\"speech_end_to_first_audio\""),
+            "{metrics}"
+        );
+        // The answer, by route and outcome, and its first token's latency.
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("orchestrator_answers_total")
+                    && l.contains("outcome=\"answered\"")),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("orchestrator_llm_first_token_seconds_bucket{endpoint=\"small\""),
             "{metrics}"
         );
         ha.stop().await;

@@ -1,12 +1,16 @@
-//! The `[orchestrator]` config section: where it listens, the backends each
-//! stage calls (by URL, so any of them may run elsewhere), how speech is
-//! detected, and how long each stage may take.
+//! The `[orchestrator]` config section: where it listens, the satellites it
+//! connects to itself, the backends each stage calls (by URL, so any of
+//! them may run elsewhere), how speech is detected, and how long each stage
+//! may take.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use athena_runtime::{Validate, WyomingConfig};
 use serde::{Deserialize, Serialize};
+use wyoming::Endpoint;
+
+pub use crate::memory::MemorySettings;
 
 /// The orchestrator's settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,6 +20,9 @@ pub struct Config {
     pub http: SocketAddr,
     /// Where satellites connect.
     pub wyoming: WyomingConfig,
+    /// Satellites the orchestrator connects to itself, as Home Assistant
+    /// does (each is a Wyoming server, e.g. `wyoming-satellite`).
+    pub satellites: Vec<OutboundSatellite>,
     /// Speech to text: the stt service's gRPC address.
     pub stt: SttBackend,
     /// Text to speech: the tts service's gRPC address.
@@ -27,10 +34,62 @@ pub struct Config {
     /// A YAML file of intent sentences to use instead of the built-in
     /// English set.
     pub intents: Option<PathBuf>,
+    /// A YAML file saying which LLM answers what no intent matches
+    /// ([`crate::routing`]), instead of the built-in policy; reloaded when
+    /// it changes.
+    pub routing_policy: Option<PathBuf>,
+    /// rag-api's HTTP address (passages for answers), unless the routing
+    /// policy names another.
+    pub rag_api_url: String,
+    /// Each satellite's recent turns, for follow-up questions.
+    pub memory: MemorySettings,
     /// End-of-speech detection.
     pub vad: VadSettings,
     /// How long each stage may take.
     pub timeouts: Timeouts,
+}
+
+/// A satellite to connect to: `{ name = "kitchen", uri = "tcp://host:10700" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundSatellite {
+    /// Its name in the registry and the HTTP API (`/v1/satellites/{name}`):
+    /// letters, digits, `-`, `_` and `.`, so it never looks like the
+    /// address an inbound satellite is named by.
+    pub name: String,
+    /// Where it listens: `tcp://HOST:PORT` or `unix://PATH`.
+    pub uri: String,
+}
+
+impl OutboundSatellite {
+    /// The longest name.
+    pub const MAX_NAME: usize = 64;
+
+    /// Where to connect (validated with the config).
+    pub fn endpoint(&self) -> Result<Endpoint, String> {
+        let endpoint: Endpoint = self
+            .uri
+            .parse()
+            .map_err(|e: wyoming::server::InvalidEndpoint| e.to_string())?;
+        if endpoint == Endpoint::Stdio {
+            return Err("a satellite is reached over tcp:// or unix://, not stdio://".into());
+        }
+        Ok(endpoint)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let name = &self.name;
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+        if name.is_empty() || name.len() > Self::MAX_NAME || !name.chars().all(allowed) {
+            return Err(format!(
+                "satellites: name {name:?} must be 1 to {} letters, digits, '-', '_' or '.'",
+                Self::MAX_NAME
+            ));
+        }
+        self.endpoint()
+            .map(|_| ())
+            .map_err(|e| format!("satellites: {name}: {e}"))
+    }
 }
 
 /// The speech-to-text backend.
@@ -93,11 +152,15 @@ impl Default for Config {
         Self {
             http: SocketAddr::from(([0, 0, 0, 0], 8700)),
             wyoming: WyomingConfig::listening_on("tcp://0.0.0.0:10700"),
+            satellites: Vec::new(),
             stt: SttBackend::default(),
             tts: TtsBackend::default(),
             ha_bridge_url: "http://127.0.0.1:8600".into(),
             mode_service_url: "http://127.0.0.1:8800".into(),
             intents: None,
+            routing_policy: None,
+            rag_api_url: "http://127.0.0.1:8500".into(),
+            memory: MemorySettings::default(),
             vad: VadSettings::default(),
             timeouts: Timeouts::default(),
         }
@@ -180,11 +243,22 @@ pub fn secs(s: f64) -> std::time::Duration {
 impl Validate for Config {
     fn validate(&self) -> Result<(), String> {
         self.wyoming.validate()?;
+        let mut names = std::collections::BTreeSet::new();
+        for satellite in &self.satellites {
+            satellite.validate()?;
+            if !names.insert(satellite.name.as_str()) {
+                return Err(format!(
+                    "satellites: the name {:?} is used twice",
+                    satellite.name
+                ));
+            }
+        }
         for (name, url) in [
             ("stt.url", &self.stt.url),
             ("tts.url", &self.tts.url),
             ("ha_bridge_url", &self.ha_bridge_url),
             ("mode_service_url", &self.mode_service_url),
+            ("rag_api_url", &self.rag_api_url),
         ] {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(format!(
@@ -208,6 +282,51 @@ impl Validate for Config {
         if self.vad.preroll_ms > 5_000 {
             return Err("vad.preroll_ms must be at most 5000".into());
         }
+        self.memory.validate()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_satellites(satellites: &[(&str, &str)]) -> Config {
+        Config {
+            satellites: satellites
+                .iter()
+                .map(|(name, uri)| OutboundSatellite {
+                    name: (*name).into(),
+                    uri: (*uri).into(),
+                })
+                .collect(),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn satellites_are_checked() {
+        let ok = with_satellites(&[
+            ("kitchen", "tcp://192.0.2.1:10700"),
+            ("living-room.2", "unix:///run/satellite.sock"),
+        ]);
+        assert_eq!(ok.validate(), Ok(()));
+        for (satellites, problem) in [
+            (vec![("", "tcp://h:1")], "name \"\""),
+            (vec![("127.0.0.1:5", "tcp://h:1")], "letters, digits"),
+            (vec![("a/b", "tcp://h:1")], "letters, digits"),
+            (vec![("kitchen", "stdio://")], "not stdio://"),
+            (vec![("kitchen", "http://h:1")], "invalid Wyoming URI"),
+            (
+                vec![("kitchen", "tcp://h:1"), ("kitchen", "tcp://h:2")],
+                "used twice",
+            ),
+        ] {
+            let error = with_satellites(&satellites)
+                .validate()
+                .err()
+                .unwrap_or_default();
+            assert!(error.contains(problem), "{satellites:?}: {error}");
+        }
     }
 }

@@ -100,7 +100,10 @@ async fn pause(
     State(satellites): State<Arc<Satellites>>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    satellites.control(&name, Control::Send(PauseSatellite::default().into()))?;
+    satellites.control(
+        &name,
+        Control::Send(Box::new(PauseSatellite::default().into())),
+    )?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -108,6 +111,9 @@ async fn resume(
     State(satellites): State<Arc<Satellites>>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    satellites.control(&name, Control::Send(RunSatellite::default().into()))?;
+    satellites.control(
+        &name,
+        Control::Send(Box::new(RunSatellite::default().into())),
+    )?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,18 +1,24 @@
 //! The orchestrator: the voice pipeline that Wyoming satellites talk to.
 //!
-//! It listens for Wyoming on port 10700 ([`satellite`]) and serves its HTTP
-//! API and ops endpoints on port 8700. A satellite's `run-pipeline` runs
+//! It listens for Wyoming on port 10700 ([`satellite`]), connects to the
+//! satellites its config names ([`outbound`]), and serves its HTTP API and
+//! ops endpoints on port 8700. A satellite's `run-pipeline` runs
 //! [`pipeline`]: end of speech by the VAD, speech to text (the stt service),
 //! a local intent ([`intent`]) checked against mode-service's policy and run
-//! through ha-bridge ([`actions`], [`backends`]), and the spoken reply (the
-//! tts service) streamed back.
+//! through ha-bridge ([`actions`], [`backends`]) or else an answer from the
+//! LLMs as the routing policy says ([`routing`], with each satellite's recent
+//! turns from [`memory`]), and the spoken reply (the tts service) streamed
+//! back, an answer sentence by sentence as it is written.
 
 pub mod actions;
 pub mod backends;
 pub mod config;
 pub mod http_api;
 pub mod intent;
+pub mod memory;
+pub mod outbound;
 pub mod pipeline;
+pub mod routing;
 pub mod satellite;
 
 use std::sync::Arc;
@@ -29,10 +35,14 @@ use backends::mode::ModeClient;
 pub use config::Config;
 use intent::IntentSet;
 use pipeline::Pipeline;
+use routing::{AnswerSettings, Answers};
 use satellite::SatelliteEndpoint;
 
 /// The service's name in logs, metrics and `/healthz`.
 pub const NAME: &str = "orchestrator";
+
+/// How often the routing policy file is checked for changes.
+const ROUTING_CHECK: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The orchestrator service, ready to run.
 #[derive(Debug)]
@@ -67,13 +77,17 @@ pub fn build_pipeline(config: &Config) -> anyhow::Result<Pipeline> {
     let home = HaBridgeClient::new(&config.ha_bridge_url, deadline)?;
     let policy = ModeClient::new(&config.mode_service_url, deadline)?;
     let actions = Actions::new(Arc::new(home), Arc::new(policy));
-    Ok(Pipeline::new(
-        config,
-        Arc::new(stt),
-        Arc::new(tts),
-        intents,
-        actions,
-    ))
+    let answers = Answers::new(&AnswerSettings {
+        policy_file: config.routing_policy.clone(),
+        rag_api_url: config.rag_api_url.clone(),
+        mode_service_url: config.mode_service_url.clone(),
+        mode_deadline: deadline,
+        memory: config.memory.clone(),
+    })?;
+    Ok(
+        Pipeline::new(config, Arc::new(stt), Arc::new(tts), intents, actions)
+            .with_answers(Arc::new(answers)),
+    )
 }
 
 impl Service for Orchestrator {
@@ -84,8 +98,22 @@ impl Service for Orchestrator {
     fn run(self: Box<Self>, ctx: ServiceContext) -> ServiceFuture {
         Box::pin(async move {
             let pipeline = Arc::new(build_pipeline(&self.config)?);
+            let answers = pipeline.answers().cloned();
+            let shutdown = ctx.shutdown.clone();
+            let policy_watch = async move {
+                match answers {
+                    Some(answers) => answers.watch(ROUTING_CHECK, shutdown).await,
+                    None => Ok(()),
+                }
+            };
             let endpoint = Arc::new(SatelliteEndpoint::new(pipeline));
             let routes = http_api::router(endpoint.satellites());
+            let outbound = outbound::run(
+                self.config.satellites.clone(),
+                endpoint.clone(),
+                self.config.wyoming.server_config().connection,
+                ctx.shutdown.clone(),
+            );
             let wyoming = wyoming_server::serve(&self.config.wyoming, endpoint, &ctx);
             let api = http::serve(
                 NAME,
@@ -94,7 +122,16 @@ impl Service for Orchestrator {
                 ctx.readiness.clone(),
                 ctx.shutdown.clone(),
             );
-            service::run_parts(&ctx.shutdown, vec![Box::pin(wyoming), Box::pin(api)]).await
+            service::run_parts(
+                &ctx.shutdown,
+                vec![
+                    Box::pin(wyoming),
+                    Box::pin(api),
+                    Box::pin(outbound),
+                    Box::pin(policy_watch),
+                ],
+            )
+            .await
         })
     }
 }

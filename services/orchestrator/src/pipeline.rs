@@ -4,6 +4,11 @@
 //! (`transcribe`, `voice-started`, `voice-stopped`, `transcript`,
 //! `synthesize`, audio, `error`) and waiting for the satellite's `played`.
 //!
+//! What no local intent understood is answered by the LLMs ([`Answers`]):
+//! the answer's text goes to text to speech as it is written, so its first
+//! sentence is spoken before the model is done (a `synthesize` event per
+//! sentence then, rather than one for the whole reply).
+//!
 //! A run owns nothing of the connection: events from the satellite reach it
 //! through a channel ([`Incoming`]) and its events leave through another, so
 //! the connection goes on answering `ping` and `describe` while a run waits
@@ -37,6 +42,7 @@ use wyoming::speech::{Framing, SpeechFramer};
 use crate::actions::{Actions, SatelliteLink};
 use crate::config::{Config, Timeouts, VadSettings, secs};
 use crate::intent::{IntentSet, SlotLists};
+use crate::routing::{Answers, Speech};
 
 /// What a run hears from its satellite.
 #[derive(Debug)]
@@ -67,6 +73,8 @@ pub struct Pipeline {
     tts: Arc<dyn TextToSpeech>,
     intents: IntentSet,
     actions: Actions,
+    /// Answers from the LLMs; none: what no intent matches is not understood.
+    answers: Option<Arc<Answers>>,
     stt_model: Option<String>,
     stt_language: Option<String>,
     voice: Option<String>,
@@ -161,12 +169,24 @@ impl Pipeline {
             tts,
             intents,
             actions,
+            answers: None,
             stt_model: config.stt.model.clone(),
             stt_language: config.stt.language.clone(),
             voice: config.tts.voice.clone(),
             vad: config.vad,
             timeouts: config.timeouts,
         }
+    }
+
+    /// The pipeline answering what no local intent matches with `answers`.
+    pub fn with_answers(mut self, answers: Arc<Answers>) -> Self {
+        self.answers = Some(answers);
+        self
+    }
+
+    /// The answer path, if there is one.
+    pub fn answers(&self) -> Option<&Arc<Answers>> {
+        self.answers.as_ref()
     }
 
     /// Runs `request` for a satellite until its end stage (again and again
@@ -197,7 +217,8 @@ impl Pipeline {
                         warn!(error = %e, "pipeline run failed");
                         let told = out.send(Error::new(e.code(), e.to_string())).await.is_ok();
                         if told && e.speak_apology() {
-                            let _ = self.speak(APOLOGY, &out, None, &mut input).await;
+                            let apology = Speech::Whole(APOLOGY.to_owned());
+                            let _ = self.speak(apology, &out, None, &mut input).await;
                         }
                         e.code()
                     }
@@ -233,7 +254,7 @@ impl Pipeline {
                 (reply, Some(heard.speech_ended))
             }
             Tts => match request.announce_text.as_deref().map(str::trim) {
-                Some(text) if !text.is_empty() => (text.to_owned(), None),
+                Some(text) if !text.is_empty() => (Speech::Whole(text.to_owned()), None),
                 _ => {
                     return Err(StageError::Unsupported(
                         "a run starting at tts needs announce_text".into(),
@@ -249,12 +270,12 @@ impl Pipeline {
         if request.end_stage != Tts {
             return out
                 .send(Handled {
-                    text: Some(reply),
+                    text: Some(reply.text().await),
                     ..Handled::default()
                 })
                 .await;
         }
-        self.speak(&reply, out, speech_ended, input).await
+        self.speak(reply, out, speech_ended, input).await
     }
 
     /// Listens until the speaker stops, and transcribes what was said.
@@ -392,8 +413,9 @@ impl Pipeline {
     }
 
     /// What to say to `text`: a local intent run through the home, else an
-    /// admission that it was not understood.
-    async fn understand(&self, text: &str, link: &SatelliteLink) -> String {
+    /// answer from the LLMs (or, without them, an admission that it was not
+    /// understood).
+    async fn understand(&self, text: &str, link: &SatelliteLink) -> Speech {
         let (lists, home_reachable) = match self.actions.vocabulary().await {
             Ok(lists) => (lists, true),
             Err(e) => {
@@ -411,34 +433,54 @@ impl Pipeline {
                     "outcome" => reply.outcome.label()
                 )
                 .increment(1);
-                reply.speech
+                Speech::Whole(reply.speech)
             }
-            None if !home_reachable => HOME_UNREACHABLE.to_owned(),
-            None => NOT_UNDERSTOOD.to_owned(),
+            // It may have named something in the home: no guessing.
+            None if !home_reachable => Speech::Whole(HOME_UNREACHABLE.to_owned()),
+            None => match &self.answers {
+                Some(answers) => {
+                    let answer = answers.answer(text, &link.id).await;
+                    info!(route = %answer.route, endpoint = %answer.endpoint, outcome = answer.outcome.label(), "answer");
+                    answer.speech
+                }
+                None => Speech::Whole(NOT_UNDERSTOOD.to_owned()),
+            },
         }
     }
 
-    /// Speaks `text` to the satellite (audio as each sentence is ready)
-    /// and waits until it has been played.
+    /// Speaks `speech` to the satellite (audio as each sentence is ready,
+    /// and for a streamed answer as each is written) and waits until it has
+    /// been played. A whole text is announced with one `synthesize`; a
+    /// streamed answer with one per sentence, as each is spoken.
     async fn speak(
         &self,
-        text: &str,
+        speech: Speech,
         out: &Out,
         speech_ended: Option<Instant>,
         input: &mut mpsc::Receiver<Incoming>,
     ) -> Result<(), StageError> {
-        out.send(Synthesize {
-            text: text.to_owned(),
-            ..Synthesize::default()
-        })
-        .await?;
         let limit = self.timeouts.speech_secs;
-        let deadline = Instant::now() + secs(limit);
+        let (text_stream, per_sentence, deadline) = match speech {
+            Speech::Whole(text) => {
+                out.send(Synthesize {
+                    text: text.clone(),
+                    ..Synthesize::default()
+                })
+                .await?;
+                let text_stream = futures::stream::iter([Ok(text)]).boxed();
+                (text_stream, false, Instant::now() + secs(limit))
+            }
+            // The speech may take as long after the answer's end as a
+            // whole reply would.
+            Speech::Streamed { pieces, ends_by } => {
+                let ends_by = ends_by.into_std().max(Instant::now());
+                (pieces.map(Ok).boxed(), true, ends_by + secs(limit))
+            }
+        };
         let config = SynthesisConfig {
             voice: self.voice.clone(),
             ..SynthesisConfig::default()
         };
-        let text_stream = futures::stream::iter([Ok(text.to_owned())]).boxed();
         let mut speech =
             tokio::time::timeout_at(deadline.into(), self.tts.synthesize(config, text_stream))
                 .await
@@ -446,6 +488,7 @@ impl Pipeline {
                 .map_err(StageError::Tts)?;
         let mut framer = SpeechFramer::new(Framing::Whole);
         let mut first = true;
+        let mut announced: Option<u32> = None;
         loop {
             let segment = match tokio::time::timeout_at(deadline.into(), speech.next()).await {
                 Err(_) => {
@@ -463,6 +506,14 @@ impl Pipeline {
                 }
                 Ok(Some(Ok(segment))) => segment,
             };
+            if per_sentence && announced != Some(segment.sentence) {
+                announced = Some(segment.sentence);
+                out.send(Synthesize {
+                    text: segment.text.clone(),
+                    ..Synthesize::default()
+                })
+                .await?;
+            }
             let format = WireFormat {
                 rate: segment.format.rate(),
                 width: segment.format.width() as u16,

@@ -38,7 +38,7 @@ pub enum Control {
     /// Speak `text` on it (a run from `tts` with `announce_text`).
     Announce(String),
     /// Send it an event (`pause-satellite`, `run-satellite`).
-    Send(Event),
+    Send(Box<Event>),
 }
 
 /// The satellites connected now, by name: inbound ones by their address,
@@ -267,7 +267,7 @@ impl Session<'_> {
                 restart_on_end: false,
                 extra: Default::default(),
             }),
-            Control::Send(event) => self.send(event).await,
+            Control::Send(event) => self.send(*event).await,
         }
     }
 

@@ -1,5 +1,6 @@
 //! What the service tests share: the reference Python peers, free ports,
-//! and a service started from the real `athena` binary, one at a time.
+//! a service started from the real `athena` binary, one at a time, and the
+//! whole pipeline in one process ([`athena`]).
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+pub mod athena;
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

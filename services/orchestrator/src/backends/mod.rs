@@ -1,24 +1,35 @@
-//! The services the action stage works through, each behind a trait so the
-//! stage does not care where they run: [`Home`] (the house, through
-//! ha-bridge: [`HaBridgeClient`]) and [`ModePolicy`] (what the current mode
-//! allows, through mode-service: [`ModeClient`]).
+//! The services the pipeline works through. The action stage's are each
+//! behind a trait so the stage does not care where they run: [`Home`] (the
+//! house, through ha-bridge: [`HaBridgeClient`]) and [`ModePolicy`] (what
+//! the current mode allows, through mode-service: [`ModeClient`]). Answers
+//! come from OpenAI-compatible models ([`llm`]) with passages from rag-api
+//! ([`rag`]); [`breaker`] keeps a failing backend from being called for a
+//! while.
 //!
 //! Every call has a deadline and fails with a [`BackendError`] whose kind a
 //! caller branches on. This file is the one place where a transport failure
 //! or an error answer becomes a [`BackendError`].
 
+pub mod breaker;
 pub mod ha_bridge;
+pub mod llm;
 pub mod mode;
+pub mod rag;
 
 use std::fmt;
 use std::time::Duration;
 
 use reqwest::{RequestBuilder, StatusCode, Url};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
+pub use breaker::{Breaker, BreakerSettings, BreakerState};
 pub use ha_bridge::{Entity, EntityQuery, HaBridgeClient, Home, HomeStatus, ServiceCall};
+pub use llm::{
+    AnswerStream, ChatEndpoint, ChatMessage, ChatRequest, LLM_LARGE, LLM_SMALL, LlmClient,
+};
 pub use mode::{Action, Decision, Mode, ModeCause, ModeClient, ModePolicy, ModeStatus};
+pub use rag::{CollectionRules, Passage, RAG_API, RagClient, Reader};
 
 /// ha-bridge's name in errors and outcomes.
 pub const HA_BRIDGE: &str = "ha-bridge";
@@ -134,6 +145,16 @@ impl BackendError {
         }
     }
 
+    /// Whether it says the backend is in trouble (down, slow, broken, or
+    /// failing with a 5xx), as opposed to refusing this one request (4xx):
+    /// what a [`Breaker`] counts.
+    pub fn is_backend_fault(&self) -> bool {
+        match self {
+            Self::Unavailable { .. } | Self::Timeout { .. } | Self::Invalid { .. } => true,
+            Self::Rejected { status, .. } => *status >= 500,
+        }
+    }
+
     /// The service's error code, for [`BackendError::Rejected`].
     pub fn code(&self) -> Option<&str> {
         match self {
@@ -154,19 +175,6 @@ struct JsonApi {
     http: reqwest::Client,
     /// How long one call may take, from connecting to the last byte.
     deadline: Duration,
-}
-
-/// The error body every Athena service sends (`athena_runtime::http::ApiError`).
-#[derive(Debug, Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Debug, Deserialize)]
-struct ErrorDetail {
-    code: String,
-    #[serde(default)]
-    message: String,
 }
 
 impl JsonApi {
@@ -232,23 +240,7 @@ impl JsonApi {
                 detail: format!("{status}: {e}"),
             });
         }
-        match serde_json::from_slice::<ErrorBody>(&body) {
-            Ok(ErrorBody { error }) => Err(BackendError::Rejected {
-                backend: self.backend,
-                status: status.as_u16(),
-                code: error.code,
-                message: error.message,
-            }),
-            // A proxy in between, or the service starting or stopping.
-            Err(_) if is_gateway_trouble(status) => Err(BackendError::Unavailable {
-                backend: self.backend,
-                detail: format!("HTTP {status}"),
-            }),
-            Err(_) => Err(BackendError::Invalid {
-                backend: self.backend,
-                detail: format!("HTTP {status} without an error body"),
-            }),
-        }
+        Err(refusal(self.backend, status, &body))
     }
 
     fn timeout(&self) -> BackendError {
@@ -259,21 +251,70 @@ impl JsonApi {
     }
 
     fn transport(&self, e: &reqwest::Error) -> BackendError {
-        if e.is_timeout() {
-            return self.timeout();
-        }
-        if e.is_decode() {
-            return BackendError::Invalid {
-                backend: self.backend,
-                detail: e.to_string(),
-            };
-        }
-        // Refused, reset, no such host, a broken TLS handshake: nobody to
-        // talk to. The error names the URL, which holds nothing secret.
-        BackendError::Unavailable {
-            backend: self.backend,
-            detail: error_chain(e),
-        }
+        transport(self.backend, e, self.deadline)
+    }
+}
+
+/// What a failed exchange with `backend` means (`deadline`: the one it was
+/// under).
+fn transport(backend: &'static str, e: &reqwest::Error, deadline: Duration) -> BackendError {
+    if e.is_timeout() {
+        return BackendError::Timeout { backend, deadline };
+    }
+    if e.is_decode() {
+        return BackendError::Invalid {
+            backend,
+            detail: e.to_string(),
+        };
+    }
+    // Refused, reset, no such host, a broken TLS handshake: nobody to
+    // talk to. The error names the URL, which holds nothing secret.
+    BackendError::Unavailable {
+        backend,
+        detail: error_chain(e),
+    }
+}
+
+/// What an unsuccessful `status` with `body` means: the service's error
+/// (`{"error": {"code", "message"}}`, as every Athena service and OpenAI
+/// send it), else trouble on the way or an answer outside the API.
+fn refusal(backend: &'static str, status: StatusCode, body: &[u8]) -> BackendError {
+    let error = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("error").filter(|e| e.is_object()).cloned());
+    match error {
+        Some(error) => rejection(backend, status.as_u16(), &error),
+        // A proxy in between, or the service starting or stopping.
+        None if is_gateway_trouble(status) => BackendError::Unavailable {
+            backend,
+            detail: format!("HTTP {status}"),
+        },
+        None => BackendError::Invalid {
+            backend,
+            detail: format!("HTTP {status} without an error body"),
+        },
+    }
+}
+
+/// An error object (`{"code", "message"}`; OpenAI's code may be a number,
+/// or null beside a `type`) as [`BackendError::Rejected`].
+fn rejection(backend: &'static str, status: u16, error: &Value) -> BackendError {
+    let code = match (&error["code"], &error["type"]) {
+        (Value::String(code), _) => code.clone(),
+        (Value::Number(n), _) => n.to_string(),
+        (_, Value::String(kind)) => kind.clone(),
+        _ => "error".to_owned(),
+    };
+    let message = match &error["message"] {
+        Value::String(m) => m.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    BackendError::Rejected {
+        backend,
+        status,
+        code,
+        message,
     }
 }
 
