@@ -163,7 +163,7 @@ fn serve_answers_the_reference_client_and_drains_on_sigterm() {
     let answer: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     let handle = &answer["info"]["handle"][0];
     assert_eq!(handle["name"], "athena");
-    assert_eq!(handle["installed"], false);
+    assert_eq!(handle["installed"], true);
     assert_eq!(handle["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(answer["info"]["asr"], serde_json::json!([]));
     assert_eq!(answer["pong"], "athena");
