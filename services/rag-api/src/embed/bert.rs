@@ -280,29 +280,9 @@ impl Bert {
         }
         let ids: Vec<u32> = inputs.iter().flat_map(|i| i.iter().copied()).collect();
         let positions: Vec<u32> = lens.iter().flat_map(|&l| 0..l as u32).collect();
-        // Packed row → padded place, and padded place → packed row (padding
-        // points at row 0 and is masked).
-        let mut to_padded = Vec::with_capacity(n * longest);
-        let mut to_packed = Vec::with_capacity(total);
-        let mut mask = vec![f32::MIN; n * longest];
-        let mut start = 0u32;
-        for (b, &len) in lens.iter().enumerate() {
-            for s in 0..longest {
-                let real = s < len;
-                to_padded.push(if real { start + s as u32 } else { 0 });
-                if real {
-                    mask[b * longest + s] = 0.0;
-                    to_packed.push((b * longest + s) as u32);
-                }
-            }
-            start += len as u32;
-        }
         let dev = &self.device;
         let ids = Tensor::from_vec(ids, total, dev)?;
         let positions = Tensor::from_vec(positions, total, dev)?;
-        let to_padded = Tensor::from_vec(to_padded, n * longest, dev)?;
-        let to_packed = Tensor::from_vec(to_packed, total, dev)?;
-        let mask = Tensor::from_vec(mask, (n, 1, 1, longest), dev)?;
 
         let x = self
             .words
@@ -313,18 +293,21 @@ impl Bert {
         let (h, heads) = (self.hidden, self.heads);
         let d = h / heads;
         let scale = 1.0 / (d as f64).sqrt();
-        let on_cpu = Dense::on_cpu(&x);
+        // Off the CPU, attention runs on a padded view, built once here.
+        let padded = if Dense::on_cpu(&x) {
+            None
+        } else {
+            Some(PaddedView::new(&lens, dev)?)
+        };
         for layer in &self.layers {
             let qkv = layer.qkv.forward(&x, false)?;
-            let context = if on_cpu {
-                let op = PackedAttention {
+            let context = match &padded {
+                None => qkv.apply_op1_no_bwd(&PackedAttention {
                     lens: &lens,
                     heads,
                     scale: scale as f32,
-                };
-                qkv.apply_op1_no_bwd(&op)?
-            } else {
-                self.padded_attention(&qkv, &to_padded, &to_packed, &mask, n, longest, scale)?
+                })?,
+                Some(view) => self.padded_attention(&qkv, view, scale)?,
             };
             let attended = layer
                 .attention_norm
@@ -346,33 +329,66 @@ impl Bert {
 
     /// Attention on a padded view, by candle's ops (GPUs): packed queries,
     /// keys and values `[total, 3h]` to packed context `[total, h]`.
-    #[allow(clippy::too_many_arguments)]
-    fn padded_attention(
-        &self,
-        qkv: &Tensor,
-        to_padded: &Tensor,
-        to_packed: &Tensor,
-        mask: &Tensor,
-        n: usize,
-        longest: usize,
-        scale: f64,
-    ) -> Result<Tensor> {
+    fn padded_attention(&self, qkv: &Tensor, view: &PaddedView, scale: f64) -> Result<Tensor> {
         let (h, heads) = (self.hidden, self.heads);
         let d = h / heads;
+        let (n, longest) = (view.inputs, view.longest);
         // [total, 3h] → padded [3, n, heads, longest, d].
         let qkv = qkv
-            .index_select(to_padded, 0)?
+            .index_select(&view.to_padded, 0)?
             .reshape((n, longest, 3, heads, d))?
             .permute((2, 0, 3, 1, 4))?
             .contiguous()?;
         let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
-        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?;
+        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&view.mask)?;
         let weights = candle_nn::ops::softmax_last_dim(&scores)?;
         weights
             .matmul(&v)?
             .transpose(1, 2)?
             .reshape((n * longest, h))?
-            .index_select(to_packed, 0)
+            .index_select(&view.to_packed, 0)
+    }
+}
+
+/// A batch's packed rows laid out padded, for attention by candle's ops.
+#[derive(Debug)]
+struct PaddedView {
+    inputs: usize,
+    longest: usize,
+    /// Packed row of each padded place (padding points at row 0).
+    to_padded: Tensor,
+    /// Padded place of each packed row.
+    to_packed: Tensor,
+    /// 0 for real keys, the lowest float for padding: `[n, 1, 1, longest]`.
+    mask: Tensor,
+}
+
+impl PaddedView {
+    fn new(lens: &[usize], dev: &Device) -> Result<Self> {
+        let (n, longest) = (lens.len(), lens.iter().copied().max().unwrap_or(0));
+        let total = lens.iter().sum::<usize>();
+        let mut to_padded = Vec::with_capacity(n * longest);
+        let mut to_packed = Vec::with_capacity(total);
+        let mut mask = vec![f32::MIN; n * longest];
+        let mut start = 0u32;
+        for (b, &len) in lens.iter().enumerate() {
+            for s in 0..longest {
+                let real = s < len;
+                to_padded.push(if real { start + s as u32 } else { 0 });
+                if real {
+                    mask[b * longest + s] = 0.0;
+                    to_packed.push((b * longest + s) as u32);
+                }
+            }
+            start += len as u32;
+        }
+        Ok(Self {
+            inputs: n,
+            longest,
+            to_padded: Tensor::from_vec(to_padded, n * longest, dev)?,
+            to_packed: Tensor::from_vec(to_packed, total, dev)?,
+            mask: Tensor::from_vec(mask, (n, 1, 1, longest), dev)?,
+        })
     }
 }
 
