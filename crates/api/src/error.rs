@@ -35,6 +35,20 @@ impl ErrorKind {
             Self::Internal => "internal",
         }
     }
+
+    /// The kind a [`Self::code`] names; `None` for a code from elsewhere.
+    pub fn from_code(code: &str) -> Option<Self> {
+        [
+            Self::InvalidArgument,
+            Self::NotFound,
+            Self::Busy,
+            Self::Unavailable,
+            Self::Timeout,
+            Self::Internal,
+        ]
+        .into_iter()
+        .find(|kind| kind.code() == code)
+    }
 }
 
 /// A failure of a service call, with a message fit for the caller.

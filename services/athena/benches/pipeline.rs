@@ -21,109 +21,19 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use athena_ha_bridge::testing::HomeAssistant;
 use common::athena::{Athena, espeak};
-use wyoming::event::{AudioChunk, PipelineStage, Played, RunPipeline};
-use wyoming::{AudioFormat, Connection, ConnectionConfig, Endpoint, Event};
-
-/// Bytes of 16-bit samples per chunk (1024 samples, 64 ms).
-const CHUNK: usize = 2048;
-
-/// Where speech ends in `pcm`: the last chunk with a sample above the
-/// noise floor.
-fn speech_end_chunk(pcm: &[u8]) -> usize {
-    pcm.chunks(CHUNK)
-        .rposition(|c| {
-            c.chunks_exact(2)
-                .any(|s| i16::from_le_bytes([s[0], s[1]]).unsigned_abs() > 300)
-        })
-        .unwrap_or(0)
-}
+use common::satellite::{Pace, speak};
 
 /// One command: (voice-stopped → first audio, end of speech → first audio),
 /// in milliseconds.
 async fn one(wyoming_port: u16, pcm: &[u8]) -> (f64, f64) {
-    let endpoint: Endpoint = format!("tcp://127.0.0.1:{wyoming_port}").parse().unwrap();
-    let mut conn = wyoming::connect(&endpoint, &ConnectionConfig::default())
-        .await
-        .unwrap();
-    conn.send(RunPipeline {
-        start_stage: PipelineStage::Asr,
-        end_stage: PipelineStage::Tts,
-        wake_word_name: None,
-        wake_word_names: None,
-        announce_text: None,
-        restart_on_end: false,
-        extra: Default::default(),
-    })
-    .await
-    .unwrap();
-    let Connection {
-        mut reader,
-        mut writer,
-        ..
-    } = conn;
-    let last_speech = speech_end_chunk(pcm);
-    let chunks: Vec<Vec<u8>> = pcm.chunks(CHUNK).map(<[u8]>::to_vec).collect();
-    let (spoke_tx, spoke_rx) = tokio::sync::oneshot::channel();
-    let sending = tokio::spawn(async move {
-        let started = Instant::now();
-        let mut spoke = Some(spoke_tx);
-        for (i, chunk) in chunks.into_iter().enumerate() {
-            // Real time: chunk i leaves when its audio has been "recorded".
-            tokio::time::sleep_until((started + Duration::from_millis(64 * i as u64)).into()).await;
-            if writer
-                .send(AudioChunk {
-                    format: AudioFormat::SPEECH,
-                    timestamp: None,
-                    audio: chunk.into(),
-                    extra: Default::default(),
-                })
-                .await
-                .is_err()
-            {
-                break;
-            }
-            if i == last_speech
-                && let Some(tx) = spoke.take()
-            {
-                // The chunk holding the last speech is complete once its
-                // 64 ms have passed.
-                let _ = tx.send(Instant::now() + Duration::from_millis(64));
-            }
-        }
-        writer
-    });
-    let mut voice_stopped = None;
-    let first_audio = loop {
-        let event = tokio::time::timeout(Duration::from_secs(60), reader.next_event())
-            .await
-            .expect("a reply within 60 s")
-            .unwrap()
-            .expect("the orchestrator hung up");
-        match event {
-            Event::VoiceStopped(_) => voice_stopped = Some(Instant::now()),
-            Event::AudioChunk(_) => break Instant::now(),
-            Event::Error(e) => panic!("error from the pipeline: {e:?}"),
-            _ => {}
-        }
-    };
-    let speech_ended = spoke_rx.await.unwrap();
-    loop {
-        match reader.next_event().await.unwrap() {
-            Some(Event::AudioStop(_)) | None => break,
-            _ => {}
-        }
-    }
-    let mut writer = sending.await.unwrap();
-    writer.send(Played::default()).await.unwrap();
-    let ms = |from: Instant| first_audio.saturating_duration_since(from).as_secs_f64() * 1e3;
-    (
-        ms(voice_stopped.expect("voice-stopped came first")),
-        ms(speech_ended),
-    )
+    let run = speak(wyoming_port, pcm, Pace::RealTime).await;
+    assert!(run.error.is_none(), "error from the pipeline: {run:?}");
+    let ms = |d: Option<Duration>| d.expect("reply audio").as_secs_f64() * 1e3;
+    (ms(run.after_voice_stopped), ms(run.after_speech))
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

@@ -7,6 +7,7 @@
 
 pub mod models;
 
+use athena_api::location::IN_PROCESS;
 use athena_llm::Role;
 use athena_runtime::ConfigSource;
 use athena_runtime::service::Service;
@@ -59,16 +60,38 @@ pub fn build(
     kinds.sort_by_key(|k| ServiceKind::ALL.iter().position(|a| a == k));
     kinds.dedup();
 
+    // The orchestrator calls stt and tts directly when they run here too
+    // (unless its config names them elsewhere).
+    let mut here = athena_orchestrator::InProcess::default();
     let mut services: Vec<Box<dyn Service>> = Vec::new();
     for kind in kinds {
         services.push(match kind {
-            ServiceKind::Orchestrator => Box::new(athena_orchestrator::Orchestrator::new(
-                source.section(athena_orchestrator::NAME)?,
-            )),
-            ServiceKind::Stt => Box::new(athena_stt::service(source.section(athena_stt::SECTION)?)),
-            ServiceKind::Tts => Box::new(athena_tts::service(
-                source.section_with_defaults(athena_tts::SECTION, athena_tts::default_config())?,
-            )),
+            ServiceKind::Orchestrator => {
+                let mut defaults = athena_orchestrator::Config::default();
+                if here.stt.is_some() {
+                    defaults.stt.url = IN_PROCESS.into();
+                }
+                if here.tts.is_some() {
+                    defaults.tts.url = IN_PROCESS.into();
+                }
+                let config = source.section_with_defaults(athena_orchestrator::NAME, defaults)?;
+                Box::new(
+                    athena_orchestrator::Orchestrator::new(config).with_in_process(here.clone()),
+                )
+            }
+            ServiceKind::Stt => {
+                let stt = athena_stt::service(source.section(athena_stt::SECTION)?);
+                here.stt = Some(stt.client());
+                Box::new(stt)
+            }
+            ServiceKind::Tts => {
+                let tts = athena_tts::service(
+                    source
+                        .section_with_defaults(athena_tts::SECTION, athena_tts::default_config())?,
+                );
+                here.tts = Some(tts.client());
+                Box::new(tts)
+            }
             ServiceKind::RouterSmallLlm => Box::new(llm(source, Role::Small)?),
             ServiceKind::RouterLargeLlm => Box::new(llm(source, Role::Large)?),
             ServiceKind::RagApi => {

@@ -12,11 +12,9 @@ use std::time::Duration;
 
 use athena_api::tts::{GrpcTextToSpeech, SynthesisConfig, TextToSpeech};
 use athena_ha_bridge::testing::HomeAssistant;
-use futures::StreamExt;
-use wyoming::event::{AudioChunk, PipelineStage, Played, RunPipeline};
-use wyoming::{AudioFormat, Connection, ConnectionConfig, Endpoint, Event};
-
 use common::athena::{Athena, espeak};
+use common::satellite::{Pace, Run, speak};
+use futures::StreamExt;
 
 /// `text` spoken by our own voice, as a satellite's microphone would hear
 /// it: 16 kHz, 16-bit mono, with half a second of silence before and 1.5 s
@@ -39,91 +37,10 @@ async fn spoken(tts_port: u16, text: &str) -> Vec<u8> {
     pcm
 }
 
-/// What the satellite saw of one run.
-#[derive(Debug, Default)]
-struct Run {
-    kinds: Vec<String>,
-    transcript: String,
-    reply: String,
-    audio_bytes: usize,
-}
-
-/// Streams `pcm` to the orchestrator as a satellite does (chunks of 1024
-/// samples, a little faster than real time, no `audio-start`) after
-/// `run-pipeline`, and reads its events until the reply's `audio-stop`,
-/// then says `played`.
+/// A command spoken by a satellite that must succeed.
 async fn speak_command(wyoming_port: u16, pcm: &[u8]) -> Run {
-    let endpoint: Endpoint = format!("tcp://127.0.0.1:{wyoming_port}").parse().unwrap();
-    let mut conn = wyoming::connect(&endpoint, &ConnectionConfig::default())
-        .await
-        .unwrap();
-    conn.send(RunPipeline {
-        start_stage: PipelineStage::Asr,
-        end_stage: PipelineStage::Tts,
-        wake_word_name: None,
-        wake_word_names: None,
-        announce_text: None,
-        restart_on_end: false,
-        extra: Default::default(),
-    })
-    .await
-    .unwrap();
-    let Connection {
-        mut reader,
-        mut writer,
-        ..
-    } = conn;
-    let chunks: Vec<Vec<u8>> = pcm.chunks(2048).map(<[u8]>::to_vec).collect();
-    let sending = tokio::spawn(async move {
-        for chunk in chunks {
-            let sent = writer
-                .send(AudioChunk {
-                    format: AudioFormat::SPEECH,
-                    timestamp: None,
-                    audio: chunk.into(),
-                    extra: Default::default(),
-                })
-                .await;
-            if sent.is_err() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(32)).await;
-        }
-        writer
-    });
-    let mut run = Run::default();
-    let reading = async {
-        loop {
-            let event = reader
-                .next_event()
-                .await
-                .unwrap()
-                .expect("the orchestrator hung up");
-            run.kinds.push(event.kind().to_owned());
-            match event {
-                Event::Transcript(t) => run.transcript = t.text,
-                // One per sentence for an answer spoken as it is written.
-                Event::Synthesize(s) => {
-                    if !run.reply.is_empty() {
-                        run.reply.push(' ');
-                    }
-                    run.reply.push_str(&s.text);
-                }
-                Event::AudioChunk(c) => run.audio_bytes += c.audio.len(),
-                Event::AudioStop(_) => return,
-                Event::Error(e) => panic!("error from the pipeline: {e:?} after {:?}", run.kinds),
-                _ => {}
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(60), reading)
-        .await
-        .unwrap_or_else(|_| panic!("no reply within 60 s: {run:?}"));
-    let mut writer = sending.await.unwrap();
-    writer.send(Played::default()).await.unwrap();
-    let mut kinds = run.kinds.clone();
-    kinds.dedup();
-    run.kinds = kinds;
+    let run = speak(wyoming_port, pcm, Pace::Fast).await;
+    assert!(run.error.is_none(), "error from the pipeline: {run:?}");
     run
 }
 

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use athena_api::location::Location;
 use athena_runtime::{Validate, WyomingConfig};
 use serde::{Deserialize, Serialize};
 use wyoming::Endpoint;
@@ -23,9 +24,9 @@ pub struct Config {
     /// Satellites the orchestrator connects to itself, as Home Assistant
     /// does (each is a Wyoming server, e.g. `wyoming-satellite`).
     pub satellites: Vec<OutboundSatellite>,
-    /// Speech to text: the stt service's gRPC address.
+    /// Speech to text: where it is (gRPC, Wyoming or in-process).
     pub stt: SttBackend,
-    /// Text to speech: the tts service's gRPC address.
+    /// Text to speech: where it is (gRPC, Wyoming or in-process).
     pub tts: TtsBackend,
     /// ha-bridge's HTTP address (entity names for intents, actions).
     pub ha_bridge_url: String,
@@ -96,7 +97,9 @@ impl OutboundSatellite {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SttBackend {
-    /// gRPC address, e.g. `http://stt:8300`.
+    /// Where the service is: `http://stt:8300` (Athena's gRPC),
+    /// `tcp://host:10300` (any Wyoming server), or `in-process` (the stt
+    /// service in the same `athena` process).
     pub url: String,
     /// Model name; none for the service's default.
     pub model: Option<String>,
@@ -108,7 +111,9 @@ pub struct SttBackend {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TtsBackend {
-    /// gRPC address, e.g. `http://tts:8200`.
+    /// Where the service is: `http://tts:8200` (Athena's gRPC),
+    /// `tcp://host:10200` (any Wyoming server, e.g. wyoming-piper), or
+    /// `in-process` (the tts service in the same `athena` process).
     pub url: String,
     /// Voice name; none for the service's default.
     pub voice: Option<String>,
@@ -253,9 +258,10 @@ impl Validate for Config {
                 ));
             }
         }
+        for (name, url) in [("stt.url", &self.stt.url), ("tts.url", &self.tts.url)] {
+            Location::parse(url).map_err(|e| format!("{name}: {e}"))?;
+        }
         for (name, url) in [
-            ("stt.url", &self.stt.url),
-            ("tts.url", &self.tts.url),
             ("ha_bridge_url", &self.ha_bridge_url),
             ("mode_service_url", &self.mode_service_url),
             ("rag_api_url", &self.rag_api_url),

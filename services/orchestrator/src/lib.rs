@@ -3,7 +3,8 @@
 //! It listens for Wyoming on port 10700 ([`satellite`]), connects to the
 //! satellites its config names ([`outbound`]), and serves its HTTP API and
 //! ops endpoints on port 8700. A satellite's `run-pipeline` runs
-//! [`pipeline`]: end of speech by the VAD, speech to text (the stt service),
+//! [`pipeline`]: end of speech by the VAD, speech to text (the stt service,
+//! over gRPC, Wyoming or in the same process),
 //! a local intent ([`intent`]) checked against mode-service's policy and run
 //! through ha-bridge ([`actions`], [`backends`]) or else an answer from the
 //! LLMs as the routing policy says ([`routing`], with each satellite's recent
@@ -24,8 +25,9 @@ pub mod satellite;
 use std::sync::Arc;
 
 use anyhow::Context;
-use athena_api::stt::GrpcSpeechToText;
-use athena_api::tts::GrpcTextToSpeech;
+use athena_api::location;
+use athena_api::stt::SpeechToText;
+use athena_api::tts::TextToSpeech;
 use athena_runtime::service::{self, Service, ServiceContext, ServiceFuture};
 use athena_runtime::{http, wyoming_server};
 
@@ -48,21 +50,52 @@ const ROUTING_CHECK: std::time::Duration = std::time::Duration::from_secs(3);
 #[derive(Debug)]
 pub struct Orchestrator {
     config: Config,
+    here: InProcess,
 }
 
 impl Orchestrator {
     /// An orchestrator with `config`.
     pub fn new(config: Config) -> Self {
-        Self { config }
+        Self {
+            config,
+            here: InProcess::default(),
+        }
+    }
+
+    /// With the services `here` in the same process, for the backends
+    /// whose `url` is `in-process`.
+    pub fn with_in_process(mut self, here: InProcess) -> Self {
+        self.here = here;
+        self
+    }
+}
+
+/// Services that run in the orchestrator's own process (the `athena`
+/// binary), called directly instead of over the network.
+#[derive(Clone, Default)]
+pub struct InProcess {
+    /// The stt service.
+    pub stt: Option<Arc<dyn SpeechToText>>,
+    /// The tts service.
+    pub tts: Option<Arc<dyn TextToSpeech>>,
+}
+
+impl std::fmt::Debug for InProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InProcess")
+            .field("stt", &self.stt.is_some())
+            .field("tts", &self.tts.is_some())
+            .finish()
     }
 }
 
 /// The pipeline `config` describes: its backends (connected lazily, so a
-/// backend that starts later is found then) and its intent sentences.
-pub fn build_pipeline(config: &Config) -> anyhow::Result<Pipeline> {
-    let stt = GrpcSpeechToText::connect_lazy(&config.stt.url)
+/// backend that starts later is found then; `here` for those in this
+/// process) and its intent sentences.
+pub fn build_pipeline(config: &Config, here: &InProcess) -> anyhow::Result<Pipeline> {
+    let stt = location::speech_to_text(&config.stt.url, here.stt.clone())
         .with_context(|| format!("stt.url {:?}", config.stt.url))?;
-    let tts = GrpcTextToSpeech::connect_lazy(&config.tts.url)
+    let tts = location::text_to_speech(&config.tts.url, here.tts.clone())
         .with_context(|| format!("tts.url {:?}", config.tts.url))?;
     let intents = match &config.intents {
         Some(path) => {
@@ -84,10 +117,7 @@ pub fn build_pipeline(config: &Config) -> anyhow::Result<Pipeline> {
         mode_deadline: deadline,
         memory: config.memory.clone(),
     })?;
-    Ok(
-        Pipeline::new(config, Arc::new(stt), Arc::new(tts), intents, actions)
-            .with_answers(Arc::new(answers)),
-    )
+    Ok(Pipeline::new(config, stt, tts, intents, actions).with_answers(Arc::new(answers)))
 }
 
 impl Service for Orchestrator {
@@ -97,7 +127,7 @@ impl Service for Orchestrator {
 
     fn run(self: Box<Self>, ctx: ServiceContext) -> ServiceFuture {
         Box::pin(async move {
-            let pipeline = Arc::new(build_pipeline(&self.config)?);
+            let pipeline = Arc::new(build_pipeline(&self.config, &self.here)?);
             let answers = pipeline.answers().cloned();
             let shutdown = ctx.shutdown.clone();
             let policy_watch = async move {

@@ -38,7 +38,7 @@ fn satellite_endpoint() -> SatelliteEndpoint {
     config.timeouts.action_secs = 1.0;
     config.timeouts.speech_secs = 2.0;
     SatelliteEndpoint::new(Arc::new(
-        athena_orchestrator::build_pipeline(&config).unwrap(),
+        athena_orchestrator::build_pipeline(&config, &Default::default()).unwrap(),
     ))
 }
 

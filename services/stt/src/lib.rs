@@ -53,10 +53,11 @@ pub fn service(config: Config) -> Stt {
 }
 
 impl Stt {
-    /// The recognizer once loaded: what in-process callers (the orchestrator
-    /// in the `athena` process) use instead of gRPC.
-    pub fn recognizer(&self) -> Arc<OnceLock<Arc<Recognizer>>> {
-        self.recognizer.clone()
+    /// The service interface of this service's recognizer (unavailable
+    /// until it is loaded): what in-process callers (the orchestrator in
+    /// the `athena` process) use instead of gRPC.
+    pub fn client(&self) -> Arc<dyn athena_api::stt::SpeechToText> {
+        Arc::new(LazyRecognizer(self.recognizer.clone()))
     }
 }
 

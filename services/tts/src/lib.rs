@@ -10,7 +10,6 @@ pub mod config;
 pub mod engine;
 pub mod http_api;
 pub mod synthesizer;
-pub mod text;
 pub mod wyoming_api;
 
 use std::path::PathBuf;
@@ -54,10 +53,11 @@ pub fn service(config: Config) -> Tts {
 }
 
 impl Tts {
-    /// The synthesizer once loaded: what in-process callers (the
+    /// The service interface of this service's synthesizer (unavailable
+    /// until the voices are loaded): what in-process callers (the
     /// orchestrator in the `athena` process) use instead of gRPC.
-    pub fn synthesizer(&self) -> Slot {
-        self.synthesizer.clone()
+    pub fn client(&self) -> Arc<dyn athena_api::tts::TextToSpeech> {
+        Arc::new(LazySynthesizer(self.synthesizer.clone()))
     }
 }
 

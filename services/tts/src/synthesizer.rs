@@ -23,7 +23,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::config::{self, Config};
 use crate::engine::{PiperVoice, Scales, SpeakOptions, VoiceError, to_pcm16};
-use crate::text::{SentenceSplitter, is_speakable};
+use athena_api::text::{SentenceSplitter, is_speakable};
 
 /// Text is handed to the sentence splitter at most this many bytes at a time.
 const SPLIT_PIECE_BYTES: usize = 1024;

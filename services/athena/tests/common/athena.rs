@@ -7,9 +7,152 @@ use std::time::{Duration, Instant};
 
 use super::free_port;
 
-/// The services of one `athena serve` process; killed when dropped.
+/// An `athena serve` process: its services and config (in the
+/// environment), kept so that it can be stopped, paused and started again;
+/// killed when dropped.
+pub struct Process {
+    services: Vec<String>,
+    env: Vec<(String, String)>,
+    /// HTTP ports whose `/readyz` says the process is up.
+    ready: Vec<u16>,
+    child: Option<Child>,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl Process {
+    /// Starts `athena serve <services>` with `env` and waits until every
+    /// port in `ready` answers `/readyz`.
+    pub fn start(services: &[&str], env: Vec<(String, String)>, ready: Vec<u16>) -> Self {
+        let mut process = Self {
+            services: services.iter().map(|s| (*s).to_owned()).collect(),
+            env,
+            ready,
+            child: None,
+        };
+        process.restart();
+        process
+    }
+
+    /// Changes (or adds) a setting for the next [`Self::restart`].
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// Starts the process again (killing it first if it runs) and waits
+    /// until it is ready.
+    pub fn restart(&mut self) {
+        self.kill();
+        let child = Command::new(env!("CARGO_BIN_EXE_athena"))
+            .arg("serve")
+            .args(&self.services)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        for &port in &self.ready {
+            wait_ready(port);
+        }
+    }
+
+    /// Kills the process (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Freezes the process (SIGSTOP): its ports accept connections and
+    /// nothing answers, as a hung backend does.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Thaws a paused process (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        let child = self.child.as_ref().expect("the process runs");
+        let status = Command::new("kill")
+            .args([format!("-{name}"), child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name}");
+    }
+
+    /// Sends SIGTERM and waits (at most `within`) for the process to
+    /// drain and exit; its exit status.
+    pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        self.signal("TERM");
+        let child = self.child.as_mut().expect("the process runs");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(exit) = child.try_wait().unwrap() {
+                self.child = None;
+                return exit;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "athena did not exit within {within:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Waits until the service on `port` answers `/readyz`.
+pub fn wait_ready(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while Instant::now() < deadline {
+        let ready = Command::new("curl")
+            .args(["-sf", &format!("http://127.0.0.1:{port}/readyz")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ready {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("the service on port {port} never became ready");
+}
+
+/// The settings that put the service of config section `section` on
+/// loopback ports: HTTP (and gRPC) on `http`, Wyoming on `wyoming`.
+pub fn listen_env(section: &str, http: u16, wyoming: Option<u16>) -> Vec<(String, String)> {
+    let section = section.to_uppercase().replace('-', "_");
+    let mut env = vec![(
+        format!("ATHENA__{section}__HTTP"),
+        format!("127.0.0.1:{http}"),
+    )];
+    if let Some(port) = wyoming {
+        env.push((
+            format!("ATHENA__{section}__WYOMING__URI"),
+            format!("tcp://127.0.0.1:{port}"),
+        ));
+    }
+    env
+}
+
+/// `http://127.0.0.1:{port}`.
+pub fn local_url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
+}
+
+/// The whole pipeline in one `athena serve` process (orchestrator with stt
+/// and tts in process, ha-bridge, mode-service).
 pub struct Athena {
-    child: Child,
+    /// The process.
+    pub process: Process,
     /// The orchestrator's HTTP API.
     pub orchestrator: u16,
     /// The orchestrator's Wyoming endpoint, where satellites connect.
@@ -18,13 +161,6 @@ pub struct Athena {
     pub tts: u16,
     /// ha-bridge's HTTP API.
     pub ha_bridge: u16,
-}
-
-impl Drop for Athena {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Athena {
@@ -49,93 +185,47 @@ impl Athena {
             free_port(),
             free_port(),
         );
-        let local = |port: u16| format!("127.0.0.1:{port}");
-        let url = |port: u16| format!("http://127.0.0.1:{port}");
-        let child = Command::new(env!("CARGO_BIN_EXE_athena"))
-            .args([
-                "serve",
-                "orchestrator",
-                "stt",
-                "tts",
-                "ha-bridge",
-                "mode-service",
-            ])
-            .env("ATHENA_DATA_DIR", data)
-            .env("ATHENA__ORCHESTRATOR__HTTP", local(orchestrator))
-            .env(
-                "ATHENA__ORCHESTRATOR__WYOMING__URI",
-                format!("tcp://127.0.0.1:{wyoming}"),
-            )
-            .env("ATHENA__ORCHESTRATOR__STT__URL", url(stt))
-            .env("ATHENA__ORCHESTRATOR__TTS__URL", url(tts))
-            .env("ATHENA__ORCHESTRATOR__HA_BRIDGE_URL", url(ha_bridge))
-            .env("ATHENA__ORCHESTRATOR__MODE_SERVICE_URL", url(mode))
-            .env("ATHENA__STT__HTTP", local(stt))
-            .env(
-                "ATHENA__STT__WYOMING__URI",
-                format!("tcp://127.0.0.1:{}", free_port()),
-            )
-            .env("ATHENA__TTS__HTTP", local(tts))
-            .env(
-                "ATHENA__TTS__WYOMING__URI",
-                format!("tcp://127.0.0.1:{}", free_port()),
-            )
-            .env("ATHENA__HA_BRIDGE__HTTP", local(ha_bridge))
-            .env("ATHENA__HA_BRIDGE__URL", ha_url)
-            .env("ATHENA__HA_BRIDGE__TOKEN", token)
-            .env("ATHENA__MODE_SERVICE__HTTP", local(mode))
-            .envs(extra_env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let athena = Self {
-            child,
+        let mut env = vec![
+            ("ATHENA_DATA_DIR".to_owned(), data.display().to_string()),
+            (
+                "ATHENA__ORCHESTRATOR__HA_BRIDGE_URL".to_owned(),
+                local_url(ha_bridge),
+            ),
+            (
+                "ATHENA__ORCHESTRATOR__MODE_SERVICE_URL".to_owned(),
+                local_url(mode),
+            ),
+            ("ATHENA__HA_BRIDGE__URL".to_owned(), ha_url.to_owned()),
+            ("ATHENA__HA_BRIDGE__TOKEN".to_owned(), token.to_owned()),
+        ];
+        env.extend(listen_env("orchestrator", orchestrator, Some(wyoming)));
+        env.extend(listen_env("stt", stt, Some(free_port())));
+        env.extend(listen_env("tts", tts, Some(free_port())));
+        env.extend(listen_env("ha-bridge", ha_bridge, None));
+        env.extend(listen_env("mode-service", mode, None));
+        env.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let process = Process::start(
+            &["orchestrator", "stt", "tts", "ha-bridge", "mode-service"],
+            env,
+            vec![orchestrator, stt, tts, ha_bridge, mode],
+        );
+        Self {
+            process,
             orchestrator,
             wyoming,
             tts,
             ha_bridge,
-        };
-        for port in [orchestrator, stt, tts, ha_bridge, mode] {
-            athena.wait_ready(port);
         }
-        athena
     }
 
     /// Sends SIGTERM and waits (at most `within`) for the process to
     /// drain and exit; its exit status.
     pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -TERM");
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(exit) = self.child.try_wait().unwrap() {
-                return exit;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "athena did not exit within {within:?} of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn wait_ready(&self, port: u16) {
-        let deadline = Instant::now() + Duration::from_secs(180);
-        while Instant::now() < deadline {
-            let ready = Command::new("curl")
-                .args(["-sf", &format!("http://127.0.0.1:{port}/readyz")])
-                .output()
-                .is_ok_and(|o| o.status.success());
-            if ready {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        panic!("the service on port {port} never became ready");
+        self.process.terminate(within)
     }
 }
 

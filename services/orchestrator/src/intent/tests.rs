@@ -51,6 +51,7 @@ const CASES: &str = "
 Turn on the kitchen lights.                                   => HassTurnOn name=light.kitchen
   TURN   on the   Kitchen Lights!!!                           => HassTurnOn name=light.kitchen
 Turn the kitchen light on.                                    => HassTurnOn name=light.kitchen
+Turn off my kitchen lights.                                   => HassTurnOff name=light.kitchen
 Switch off the bedroom lamp.                                  => HassTurnOff name=light.bedroom_lamp
 Turn on the ceiling fan                                       => HassTurnOn name=fan.ceiling
 Turn off the kid's room light.                                => HassTurnOff name=light.kids_room
