@@ -43,6 +43,8 @@ metadata:
   name: {{ include "athena-common.fullname" $root }}-wyoming
   labels:
     {{- include "athena-common.labels" $root | nindent 4 }}
+    # Not the Service a ServiceMonitor scrapes.
+    athena/exposure: wyoming
   {{- $annotations := deepCopy ($w.annotations | default dict) }}
   {{- if and (eq $w.type "LoadBalancer") $w.loadBalancerIP }}
   {{- $_ := set $annotations $w.loadBalancerIPAnnotation $w.loadBalancerIP }}
@@ -131,6 +133,8 @@ spec:
   selector:
     matchLabels:
       {{- include "athena-common.selectorLabels" $root | nindent 6 }}
+    matchExpressions:
+      - { key: athena/exposure, operator: DoesNotExist }
   endpoints:
     - port: http
       path: /metrics
