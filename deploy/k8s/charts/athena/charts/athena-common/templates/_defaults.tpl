@@ -74,8 +74,10 @@ wyoming:
     loadBalancerIP: ""
     # The annotation that carries loadBalancerIP.
     loadBalancerIPAnnotation: metallb.universe.tf/loadBalancerIPs
-    # Local keeps the client's address (for NetworkPolicies and logs).
-    externalTrafficPolicy: Local
+    # "" = Local for a LoadBalancer (keeps the client's address, for
+    # NetworkPolicies and logs; only nodes running a pod answer), Cluster for
+    # a NodePort (any node answers). Or say Local or Cluster.
+    externalTrafficPolicy: ""
     annotations: {}
 probes:
   # Until the first /healthz answers: long enough for a first model download.

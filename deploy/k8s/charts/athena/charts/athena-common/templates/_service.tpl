@@ -55,7 +55,7 @@ metadata:
   {{- end }}
 spec:
   type: {{ $w.type }}
-  externalTrafficPolicy: {{ $w.externalTrafficPolicy }}
+  externalTrafficPolicy: {{ $w.externalTrafficPolicy | default (ternary "Local" "Cluster" (eq $w.type "LoadBalancer")) }}
   selector:
     {{- include "athena-common.selectorLabels" $root | nindent 4 }}
   ports:
