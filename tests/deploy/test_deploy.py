@@ -349,6 +349,22 @@ def test_networkpolicies_deny_by_default_and_cover_every_workload(case):
         assert {"Ingress", "Egress"} <= {t for p in own for t in p["spec"]["policyTypes"]}, f"{case}: {w['metadata']['name']}"
 
 
+@pytest.mark.parametrize("case", cases())
+def test_no_rule_opens_a_pod_to_everyone(case):
+    """An empty `from`/`to` list (or a rule without one) allows every peer:
+    only the bundled monitoring stack's policy may do that."""
+    for p in objects(case, "NetworkPolicy"):
+        if p["metadata"]["name"].endswith("-monitoring-stack"):
+            continue
+        for direction, key in (("ingress", "from"), ("egress", "to")):
+            for rule in p["spec"].get(direction) or []:
+                assert rule.get(key), f"{case}: {p['metadata']['name']} {direction} rule open to all: {rule}"
+                # Only satellites may come from anywhere (to the orchestrator's Wyoming port).
+                if direction == "ingress" and not p["metadata"]["name"].endswith("-orchestrator"):
+                    cidrs = [peer.get("ipBlock", {}).get("cidr") for peer in rule[key]]
+                    assert "0.0.0.0/0" not in cidrs, f"{case}: {p['metadata']['name']} open to any address"
+
+
 def peers_allow(rules: list[dict], direction: str, labels: dict, port: int) -> bool:
     for rule in rules or []:
         ports = {p["port"] for p in rule.get("ports", [])}
@@ -395,6 +411,19 @@ def test_home_assistant_egress_only_from_ha_bridge(case):
         for rule in p["spec"].get("egress") or []:
             if any(port["port"] == 8123 for port in rule.get("ports", [])):
                 assert p["metadata"]["name"].endswith("ha-bridge"), f"{case}: {p['metadata']['name']} reaches Home Assistant"
+
+
+@pytest.mark.parametrize("case", cases())
+def test_ha_bridge_may_reach_home_assistant_where_its_url_says(case):
+    ha = deployments(case)["ha-bridge"]
+    url = env_of(ha["spec"]["template"]["spec"]["containers"][0]).get("ATHENA__HA_BRIDGE__URL")
+    if not url:
+        return  # no Home Assistant configured: the chart's notes say so
+    u = urlparse(url["value"])
+    port = u.port or {"http": 80, "https": 443}[u.scheme]
+    policy = next(p for p in objects(case, "NetworkPolicy") if p["metadata"]["name"] == ha["metadata"]["name"])
+    ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule.get("ports", [])}
+    assert port in ports, f"{case}: ha-bridge may not reach {url['value']}"
 
 
 @pytest.mark.parametrize("case", cases())

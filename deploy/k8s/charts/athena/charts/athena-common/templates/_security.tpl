@@ -65,7 +65,8 @@ subjects:
 The service's NetworkPolicy: on top of the release's default deny (and its
 DNS rule), exactly the flows this service has: who calls it, whom it calls
 (the catalog), its data stores, Home Assistant, satellites, Prometheus, the
-ingress controller, and the internet where allowed.
+ingress controller, and the internet where allowed. A rule whose peers are
+an empty list would allow everyone, so an empty list leaves its rule out.
 */}}
 {{- define "athena-common.networkPolicy" -}}
 {{- $root := .root -}}
@@ -102,25 +103,27 @@ spec:
       ports:
         - { protocol: TCP, port: {{ $entry.http }} }
     {{- end }}
+    {{- with $np.prometheus.from }}
     # Prometheus scrapes /metrics.
     - from:
-        {{- toYaml $np.prometheus.from | nindent 8 }}
+        {{- toYaml . | nindent 8 }}
       ports:
         - { protocol: TCP, port: {{ $entry.http }} }
-    {{- if and $g.ingress.enabled $v.ingress.enabled }}
+    {{- end }}
+    {{- if and $g.ingress.enabled $v.ingress.enabled $np.ingressController.from }}
     # The ingress controller, for the HTTP API.
     - from:
         {{- toYaml $np.ingressController.from | nindent 8 }}
       ports:
         - { protocol: TCP, port: {{ $entry.http }} }
     {{- end }}
-    {{- if and $entry.wyoming (eq $root.Chart.Name "orchestrator") }}
+    {{- if and $entry.wyoming (eq $root.Chart.Name "orchestrator") $np.satellites.from }}
     # Satellites on Wyoming.
     - from:
         {{- toYaml $np.satellites.from | nindent 8 }}
       ports:
         - { protocol: TCP, port: {{ $entry.wyoming }} }
-    {{- else if $entry.wyoming }}
+    {{- else if and $entry.wyoming (ne $root.Chart.Name "orchestrator") $g.homeAssistant.from }}
     # Home Assistant's Wyoming integration.
     - from:
         {{- toYaml $g.homeAssistant.from | nindent 8 }}
@@ -148,7 +151,7 @@ spec:
               app.kubernetes.io/instance: {{ $root.Release.Name }}
       ports:
         - { protocol: TCP, port: 6379 }
-    {{- else if $g.redis.address }}
+    {{- else if and $g.redis.address $g.redis.to }}
     # An external Redis.
     - to:
         {{- toYaml $g.redis.to | nindent 8 }}
@@ -167,7 +170,7 @@ spec:
       ports:
         - { protocol: TCP, port: 6334 }
         - { protocol: TCP, port: 6333 }
-    {{- else if $g.qdrant.url }}
+    {{- else if and $g.qdrant.url $g.qdrant.to }}
     # An external Qdrant.
     - to:
         {{- toYaml $g.qdrant.to | nindent 8 }}
@@ -175,7 +178,7 @@ spec:
         - { protocol: TCP, port: {{ $g.qdrant.port }} }
     {{- end }}
     {{- end }}
-    {{- if $entry.homeAssistant }}
+    {{- if and $entry.homeAssistant $g.homeAssistant.to }}
     # Home Assistant's REST and WebSocket APIs.
     - to:
         {{- toYaml $g.homeAssistant.to | nindent 8 }}
@@ -184,7 +187,7 @@ spec:
         - { protocol: TCP, port: {{ . }} }
         {{- end }}
     {{- end }}
-    {{- if and (eq $root.Chart.Name "orchestrator") $np.satellites.dial }}
+    {{- if and (eq $root.Chart.Name "orchestrator") $np.satellites.dial $np.satellites.to }}
     # Satellites the orchestrator dials itself (orchestrator.config.satellites).
     - to:
         {{- toYaml $np.satellites.to | nindent 8 }}
