@@ -104,6 +104,7 @@ rm -rf "$out/k8s" "$out/rendered"
 mkdir -p "$out/rendered"
 cp -r deploy/k8s "$out/k8s"
 chart="$out/k8s/charts/athena"
+rm -f "$chart"/charts/*.tgz   # downloaded by a `helm dependency build` here, if any
 "$python" tests/deploy/stand_ins.py "$chart"
 
 # Render cases: name, then helm arguments (paths relative to deploy/k8s/).
