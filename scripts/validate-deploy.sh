@@ -227,6 +227,7 @@ docker-compose --env-file deploy/compose/gpu.env -f compose.yaml config >"$out/c
 
 step "hadolint"
 for dockerfile in Dockerfiles/Dockerfile*; do
+    [[ "$dockerfile" == *.dockerignore ]] && continue
     check "hadolint $dockerfile" "$venv_bin/hadolint" --config Dockerfiles/.hadolint.yaml "$dockerfile"
 done
 
