@@ -24,8 +24,8 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "compose.yaml is valid"
-docker-compose -f compose.yaml config -q
+step "deployment: Helm, Kustomize, compose, Dockerfile (offline)"
+"$ATHENA_ROOT/scripts/validate-deploy.sh"
 
 step "fuzz the Wyoming decoder for ${ATHENA_FUZZ_SECONDS:-60} s"
 "$ATHENA_ROOT/scripts/fuzz.sh" "${ATHENA_FUZZ_SECONDS:-60}"

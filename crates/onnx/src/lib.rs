@@ -122,6 +122,10 @@ pub fn init(path: &Path, threads: usize) -> Result<(), OnnxError> {
     let pool = ort::environment::GlobalThreadPoolOptions::default()
         .with_intra_threads(threads.max(1))
         .and_then(|p| p.with_inter_threads(1))
+        // Idle threads sleep rather than spin: the CPU they would burn is
+        // what the other engines of the process (whisper.cpp, candle) need
+        // while speech is synthesized.
+        .and_then(|p| p.with_spin_control(false))
         .map_err(load)?;
     builder
         .with_name("athena")

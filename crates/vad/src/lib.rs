@@ -102,6 +102,14 @@ impl Endpointer {
         self.in_speech
     }
 
+    /// How long the silence after the last speech frame has lasted, in
+    /// ms, while speech is going on (0 right after a speech frame, and
+    /// outside speech).
+    pub fn silence_ms(&self) -> u32 {
+        let ms = self.silence_run * FRAME * 1000 / SAMPLE_RATE as usize;
+        u32::try_from(ms).unwrap_or(u32::MAX)
+    }
+
     /// Feeds samples (any length); returns what changed.
     pub fn push(&mut self, samples: &[f32]) -> Vec<VadEvent> {
         let mut events = Vec::new();

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use athena_api::tts::{GrpcTextToSpeech, SynthesisConfig, TextToSpeech};
 use athena_ha_bridge::testing::HomeAssistant;
-use common::athena::{Athena, espeak};
+use common::athena::{Athena, espeak, routing_policy};
 use common::satellite::{Pace, Run, speak};
 use futures::StreamExt;
 
@@ -39,7 +39,7 @@ async fn spoken(tts_port: u16, text: &str) -> Vec<u8> {
 
 /// A command spoken by a satellite that must succeed.
 async fn speak_command(wyoming_port: u16, pcm: &[u8]) -> Run {
-    let run = speak(wyoming_port, pcm, Pace::Fast).await;
+    let run = speak(wyoming_port, pcm, Pace::RealTime).await;
     assert!(run.error.is_none(), "error from the pipeline: {run:?}");
     run
 }
@@ -59,20 +59,7 @@ fn a_spoken_command_turns_on_the_kitchen_lights() {
             "router-small-llm",
             &[("ATHENA__ROUTER_SMALL_LLM__MAX_TOKENS", "40")],
         );
-        let routing = data.path().join("routing.yaml");
-        let endpoint = format!(
-            "{{ url: '{}/v1', model: smollm2-135m-instruct, max_tokens: 40, \
-             first_token_secs: 30, answer_secs: 60 }}",
-            llm.base_url()
-        );
-        std::fs::write(
-            &routing,
-            format!(
-                "endpoints: {{ small: {endpoint}, large: {endpoint} }}\n\
-                 default: {{ endpoint: small, rag: false }}\n"
-            ),
-        )
-        .unwrap();
+        let routing = routing_policy(data.path(), &llm.base_url());
         let athena = Athena::start_with(
             &ha.url(),
             &token,
@@ -174,6 +161,16 @@ fn a_spoken_command_turns_on_the_kitchen_lights() {
         assert!(
             metrics
                 .contains("orchestrator_stage_seconds_bucket{stage=\"speech_end_to_first_audio\""),
+            "{metrics}"
+        );
+        // The commands ended as soon as they were complete (a short pause
+        // and a matching transcript), the question after the full silence.
+        assert!(
+            metrics.contains("orchestrator_speech_ends_total{by=\"command\"} 2"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("orchestrator_speech_ends_total{by=\"silence\"} 1"),
             "{metrics}"
         );
         // The answer, by route and outcome, and its first token's latency.

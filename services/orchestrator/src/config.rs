@@ -129,6 +129,10 @@ pub struct VadSettings {
     pub min_speech_ms: u32,
     /// Silence this long after speech ends the command.
     pub end_silence_ms: u32,
+    /// Silence after which what was said so far is transcribed at once; if
+    /// it is a complete local command and no speech followed meanwhile, the
+    /// command ends there instead of after `end_silence_ms` (0: off).
+    pub command_silence_ms: u32,
     /// Audio kept from before speech was detected, so the first word is
     /// transcribed whole.
     pub preroll_ms: u32,
@@ -198,6 +202,7 @@ impl Default for VadSettings {
             min_speech_ms: 64,
             end_silence_ms: 500,
             preroll_ms: 300,
+            command_silence_ms: 150,
         }
     }
 }
@@ -284,6 +289,9 @@ impl Validate for Config {
         }
         if self.vad.end_silence_ms == 0 || self.vad.end_silence_ms > 10_000 {
             return Err("vad.end_silence_ms must be between 1 and 10000".into());
+        }
+        if self.vad.command_silence_ms > self.vad.end_silence_ms {
+            return Err("vad.command_silence_ms must be at most vad.end_silence_ms".into());
         }
         if self.vad.preroll_ms > 5_000 {
             return Err("vad.preroll_ms must be at most 5000".into());

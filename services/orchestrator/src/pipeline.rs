@@ -281,6 +281,12 @@ impl Pipeline {
     /// Listens until the speaker stops, and transcribes what was said.
     /// Audio reaches speech to text from shortly before speech started
     /// (the pre-roll) while it is still being spoken.
+    ///
+    /// Speech ends after `end_silence_ms` of silence, or sooner for a
+    /// command: after `command_silence_ms` of silence what was said so far
+    /// is transcribed at once, and if that is a complete local command and
+    /// the speaker has stayed silent meanwhile, it is the command. Speech
+    /// that resumes reopens the transcription with everything heard.
     async fn listen(
         &self,
         input: &mut mpsc::Receiver<Incoming>,
@@ -295,31 +301,43 @@ impl Pipeline {
         let mut endpointer = Endpointer::new(self.vad.endpointer());
         let preroll_bytes = self.vad.preroll_ms as usize * 16 * 2;
         let mut preroll: VecDeque<u8> = VecDeque::with_capacity(preroll_bytes);
-        let mut to_stt: Option<mpsc::Sender<Result<Bytes, ApiError>>> = None;
-        let mut recognition = None;
+        let mut utterance: Option<Utterance> = None;
         let listening = Instant::now();
         let mut speech_started: Option<Instant> = None;
-        let speech_ended = loop {
+        let (speech_ended, how) = loop {
             let deadline = match speech_started {
                 None => listening + secs(self.timeouts.no_speech_secs),
                 Some(at) => at + secs(self.timeouts.max_speech_secs),
             };
-            let next = tokio::time::timeout_at(deadline.into(), input.recv()).await;
+            let next = tokio::select! {
+                next = tokio::time::timeout_at(deadline.into(), input.recv()) => next,
+                // What was said so far is transcribed: a command ends here.
+                text = early(&mut utterance) => {
+                    if let Some(u) = utterance.as_mut() {
+                        u.early_text = Some(text);
+                        if self.is_command(u.early_text.as_ref()).await {
+                            let silence = u64::from(endpointer.silence_ms());
+                            break (Instant::now() - std::time::Duration::from_millis(silence), "command");
+                        }
+                    }
+                    continue;
+                }
+            };
             let (format, audio) = match next {
                 Ok(Some(Incoming::Audio { format, audio })) => (format, audio),
                 Ok(Some(Incoming::Played)) => continue,
                 // The satellite ended its audio, or the command ran too long:
                 // what was heard is the command.
                 Ok(Some(Incoming::AudioStop)) | Err(_) if speech_started.is_some() => {
-                    break Instant::now();
+                    break (Instant::now(), "stream");
                 }
                 Ok(Some(Incoming::AudioStop)) | Err(_) => return Err(StageError::NoSpeech),
                 Ok(None) => return Err(StageError::Gone),
             };
             let samples = speech_samples(format, &audio)?;
             let pcm = pcm16(&samples);
-            match &to_stt {
-                Some(tx) => tx.send(Ok(pcm)).await.map_err(|_| stt_gone())?,
+            match utterance.as_mut() {
+                Some(u) => u.push(pcm).await?,
                 None => {
                     preroll.extend(pcm.iter());
                     let excess = preroll.len().saturating_sub(preroll_bytes);
@@ -329,47 +347,54 @@ impl Pipeline {
             let mut ended = None;
             for event in endpointer.push(&samples) {
                 match event {
-                    VadEvent::SpeechStarted { .. } if to_stt.is_none() => {
+                    VadEvent::SpeechStarted { .. } if utterance.is_none() => {
                         debug!("speech started");
                         speech_started = Some(Instant::now());
                         out.send(VoiceStarted::default()).await?;
-                        let (tx, rx) = mpsc::channel(256);
                         let first: Vec<u8> = preroll.drain(..).collect();
-                        tx.send(Ok(Bytes::from(first)))
-                            .await
-                            .map_err(|_| stt_gone())?;
-                        recognition = Some(self.recognize(rx));
-                        to_stt = Some(tx);
+                        utterance = Some(Utterance::open(self, first).await?);
                     }
                     VadEvent::SpeechStarted { .. } => {}
                     VadEvent::SpeechEnded { .. } => ended = Some(Instant::now()),
                 }
             }
             if let Some(at) = ended {
-                break at;
+                break (at, "silence");
+            }
+            if let Some(u) = utterance.as_mut() {
+                let silence = endpointer.silence_ms();
+                if silence == 0 {
+                    // Speaking (again): what was transcribed early is not the end.
+                    u.resume(self).await?;
+                } else if self.vad.command_silence_ms > 0 && silence >= self.vad.command_silence_ms
+                {
+                    u.close_early();
+                }
             }
         };
+        counter!("orchestrator_speech_ends_total", "by" => how).increment(1);
         out.send(VoiceStopped::default()).await?;
-        // The end of the audio stream tells speech to text to finish.
-        drop(to_stt);
-        let Some(recognition) = recognition else {
+        let Some(utterance) = utterance else {
             return Err(StageError::NoSpeech);
         };
         let limit = self.timeouts.transcript_secs;
-        let text = match timeout(secs(limit), recognition).await {
-            Err(_) => return Err(StageError::SttTimeout(limit)),
-            Ok(Err(join)) => {
-                return Err(StageError::Stt(ApiError::new(
-                    ErrorKind::Internal,
-                    join.to_string(),
-                )));
+        let text = match utterance.early_text {
+            Some(text) => text,
+            None => {
+                // The end of the audio stream tells speech to text to finish.
+                drop(utterance.to_stt);
+                match timeout(secs(limit), utterance.recognition).await {
+                    Err(_) => return Err(StageError::SttTimeout(limit)),
+                    Ok(Err(join)) => Err(ApiError::new(ErrorKind::Internal, join.to_string())),
+                    Ok(Ok(result)) => result,
+                }
             }
-            Ok(Ok(result)) => result.map_err(StageError::Stt)?,
-        };
+        }
+        .map_err(StageError::Stt)?;
         histogram!("orchestrator_stage_seconds", "stage" => "speech_end_to_transcript")
             .record(speech_ended.elapsed().as_secs_f64());
         let text = text.trim().to_owned();
-        info!(transcript = %text, "heard");
+        info!(transcript = %text, by = how, "heard");
         out.send(Transcript {
             text: text.clone(),
             language: self.stt_language.clone(),
@@ -380,6 +405,17 @@ impl Pipeline {
             return Err(StageError::NoText);
         }
         Ok(Heard { text, speech_ended })
+    }
+
+    /// Whether `text` (an early transcript) is a complete local command.
+    async fn is_command(&self, text: Option<&Result<String, ApiError>>) -> bool {
+        let Some(Ok(text)) = text else {
+            return false;
+        };
+        match self.actions.vocabulary().await {
+            Ok(lists) => self.intents.recognize(text, &lists).is_some(),
+            Err(_) => false,
+        }
     }
 
     /// Starts transcribing the audio `rx` will carry; the task ends with
@@ -550,6 +586,75 @@ impl Pipeline {
                 }
             }
         }
+    }
+}
+
+/// The audio of one command on its way to speech to text.
+struct Utterance {
+    /// Everything heard since speech started (with the pre-roll), 16 kHz
+    /// 16-bit mono: sent again if the transcription must start over.
+    heard: Vec<u8>,
+    /// The open audio stream; `None` once closed early.
+    to_stt: Option<mpsc::Sender<Result<Bytes, ApiError>>>,
+    /// The transcription of what the stream carries.
+    recognition: tokio::task::JoinHandle<Result<String, ApiError>>,
+    /// The transcript of a stream closed early, once it is in.
+    early_text: Option<Result<String, ApiError>>,
+}
+
+impl Utterance {
+    /// Starts transcribing, with `first` (the pre-roll) already heard.
+    async fn open(pipeline: &Pipeline, first: Vec<u8>) -> Result<Self, StageError> {
+        let (tx, rx) = mpsc::channel(256);
+        tx.send(Ok(Bytes::from(first.clone())))
+            .await
+            .map_err(|_| stt_gone())?;
+        Ok(Self {
+            heard: first,
+            to_stt: Some(tx),
+            recognition: pipeline.recognize(rx),
+            early_text: None,
+        })
+    }
+
+    /// More audio: kept, and sent while the stream is open.
+    async fn push(&mut self, pcm: Bytes) -> Result<(), StageError> {
+        self.heard.extend_from_slice(&pcm);
+        match &self.to_stt {
+            Some(tx) => tx.send(Ok(pcm)).await.map_err(|_| stt_gone()),
+            None => Ok(()),
+        }
+    }
+
+    /// Ends the stream where the speaker paused, so that what was said so
+    /// far is transcribed now.
+    fn close_early(&mut self) {
+        self.to_stt = None;
+    }
+
+    /// Speech resumed after the stream was closed early: the early
+    /// transcription is dropped and a new one gets everything heard.
+    async fn resume(&mut self, pipeline: &Pipeline) -> Result<(), StageError> {
+        if self.to_stt.is_some() {
+            return Ok(());
+        }
+        self.recognition.abort();
+        let heard = std::mem::take(&mut self.heard);
+        *self = Self::open(pipeline, heard).await?;
+        Ok(())
+    }
+}
+
+/// The transcript of a stream closed early, once it is in; pending while
+/// there is none to wait for.
+async fn early(utterance: &mut Option<Utterance>) -> Result<String, ApiError> {
+    match utterance {
+        Some(u) if u.to_stt.is_none() && u.early_text.is_none() => match (&mut u.recognition).await
+        {
+            Ok(result) => result,
+            Err(join) => Err(ApiError::new(ErrorKind::Internal, join.to_string())),
+        },
+        _ => std::future::pending().await,
     }
 }
 

@@ -108,7 +108,7 @@ impl Default for Config {
             language: String::new(),
             max_audio_secs: 60,
             concurrency: 1,
-            max_queue: 8,
+            max_queue: 32,
             partial_interval_ms: 1000,
             trim_silence: true,
         }

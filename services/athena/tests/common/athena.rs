@@ -62,6 +62,30 @@ impl Process {
         }
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the process runs").id()
+    }
+
+    /// Its resident memory in KiB (VmRSS).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
+    /// CPU time it has used so far (user + system), in seconds.
+    pub fn cpu_secs(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        // Fields after the command name (which is in parentheses).
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+        ticks / 100.0
+    }
+
     /// Kills the process (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -227,6 +251,26 @@ impl Athena {
     pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
         self.process.terminate(within)
     }
+}
+
+/// A routing policy (written into `dir`) that sends every question no
+/// local intent covers to the LLM server at `base_url` (both endpoints,
+/// answers of at most 40 tokens); its path.
+pub fn routing_policy(dir: &std::path::Path, base_url: &str) -> std::path::PathBuf {
+    let path = dir.join("routing.yaml");
+    let endpoint = format!(
+        "{{ url: '{base_url}/v1', model: smollm2-135m-instruct, max_tokens: 40, \
+         first_token_secs: 30, answer_secs: 60 }}"
+    );
+    std::fs::write(
+        &path,
+        format!(
+            "endpoints: {{ small: {endpoint}, large: {endpoint} }}\n\
+             default: {{ endpoint: small, rag: false }}\n"
+        ),
+    )
+    .unwrap();
+    path
 }
 
 /// `text` spoken by espeak-ng (`en-us`, 145 words a minute), as a
