@@ -160,7 +160,10 @@ fn a_spoken_command_turns_on_the_kitchen_lights() {
         );
         assert!(
             metrics
-                .contains("orchestrator_stage_seconds_bucket{stage=\"speech_end_to_first_audio\""),
+                .contains("orchestrator_stage_seconds_bucket{stage=\"speech_end_to_first_audio\"")
+                && metrics.contains(
+                    "orchestrator_stage_seconds_bucket{stage=\"transcript_to_first_audio\""
+                ),
             "{metrics}"
         );
         // The commands ended as soon as they were complete (a short pause

@@ -148,11 +148,19 @@ impl Out {
     }
 }
 
-/// What was heard: the transcript and when speech ended.
+/// What was heard: the transcript, and when.
 #[derive(Debug)]
 struct Heard {
     text: String,
+    times: HeardAt,
+}
+
+/// When speech ended and when its transcript was in: the reply's first
+/// audio is timed from both.
+#[derive(Debug, Clone, Copy)]
+struct HeardAt {
     speech_ended: Instant,
+    transcribed: Instant,
 }
 
 impl Pipeline {
@@ -242,7 +250,7 @@ impl Pipeline {
         link: &SatelliteLink,
     ) -> Result<(), StageError> {
         use PipelineStage::{Asr, Handle, Intent, Tts, Wake};
-        let (reply, speech_ended) = match request.start_stage {
+        let (reply, heard_at) = match request.start_stage {
             // No server-side wake word: a satellite that streams without
             // one is heard as if its wake word had just been spoken.
             Wake | Asr => {
@@ -251,7 +259,7 @@ impl Pipeline {
                     return Ok(());
                 }
                 let reply = self.understand(&heard.text, link).await;
-                (reply, Some(heard.speech_ended))
+                (reply, Some(heard.times))
             }
             Tts => match request.announce_text.as_deref().map(str::trim) {
                 Some(text) if !text.is_empty() => (Speech::Whole(text.to_owned()), None),
@@ -275,7 +283,7 @@ impl Pipeline {
                 })
                 .await;
         }
-        self.speak(reply, out, speech_ended, input).await
+        self.speak(reply, out, heard_at, input).await
     }
 
     /// Listens until the speaker stops, and transcribes what was said.
@@ -404,7 +412,13 @@ impl Pipeline {
         if text.is_empty() {
             return Err(StageError::NoText);
         }
-        Ok(Heard { text, speech_ended })
+        Ok(Heard {
+            text,
+            times: HeardAt {
+                speech_ended,
+                transcribed: Instant::now(),
+            },
+        })
     }
 
     /// Whether `text` (an early transcript) is a complete local command.
@@ -492,7 +506,7 @@ impl Pipeline {
         &self,
         speech: Speech,
         out: &Out,
-        speech_ended: Option<Instant>,
+        heard_at: Option<HeardAt>,
         input: &mut mpsc::Receiver<Incoming>,
     ) -> Result<(), StageError> {
         let limit = self.timeouts.speech_secs;
@@ -558,10 +572,12 @@ impl Pipeline {
             for event in framer.segment(segment.sentence, format, &segment.audio) {
                 out.send(event).await?;
                 if std::mem::take(&mut first)
-                    && let Some(ended) = speech_ended
+                    && let Some(at) = heard_at
                 {
                     histogram!("orchestrator_stage_seconds", "stage" => "speech_end_to_first_audio")
-                        .record(ended.elapsed().as_secs_f64());
+                        .record(at.speech_ended.elapsed().as_secs_f64());
+                    histogram!("orchestrator_stage_seconds", "stage" => "transcript_to_first_audio")
+                        .record(at.transcribed.elapsed().as_secs_f64());
                 }
             }
         }
