@@ -1,13 +1,13 @@
 //! The orchestrator's backends where they really run, and what a satellite
-//! hears when one of them fails. stt, tts and ha-bridge each run as their
-//! own `athena serve` process, so that each can be killed (a crash), frozen
-//! with SIGSTOP (a hung server that still accepts connections) and started
-//! again, while the orchestrator (with mode-service) runs in another,
-//! against a real Home Assistant (its demo). Then the same commands go
-//! through speech to text and text to speech over Wyoming: Athena's own
-//! stt server and the reference `wyoming-piper` (its PyPI package, on the
-//! same voice). Needs `ATHENA_HA_PYTHON` and `ATHENA_PYTHON` (scripts/test.sh
-//! sets them).
+//! hears when one of them fails. stt, tts, ha-bridge and the small LLM each
+//! run as their own `athena serve` process, so that each can be killed (a
+//! crash), frozen with SIGSTOP (a hung server that still accepts
+//! connections) and started again, while the orchestrator (with
+//! mode-service) runs in another, against a real Home Assistant (its demo).
+//! Then the same commands go through speech to text and text to speech over
+//! Wyoming: Athena's own stt server and the reference `wyoming-piper` (its
+//! PyPI package, on the same voice). Needs `ATHENA_HA_PYTHON` and
+//! `ATHENA_PYTHON` (scripts/test.sh sets them).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use athena_ha_bridge::testing::HomeAssistant;
-use common::athena::{Process, espeak, listen_env, local_url};
+use common::athena::{Process, espeak, listen_env, local_url, routing_policy};
 use common::satellite::{Pace, Run, speak};
 use common::{free_port, python};
 
@@ -103,6 +103,7 @@ fn backends_fail_and_return_and_speak_wyoming() {
         let (tts_http, tts_wyoming) = (free_port(), free_port());
         let (bridge_http, mode_http) = (free_port(), free_port());
         let (orchestrator_http, orchestrator_wyoming) = (free_port(), free_port());
+        let llm_http = free_port();
 
         let mut stt = Process::start(
             &["stt"],
@@ -135,6 +136,20 @@ fn backends_fail_and_return_and_speak_wyoming() {
             .concat(),
             vec![bridge_http],
         );
+        // Questions no local intent covers go to the small LLM.
+        let mut llm = Process::start(
+            &["router-small-llm"],
+            [
+                env(&[
+                    data_dir.clone(),
+                    ("ATHENA__ROUTER_SMALL_LLM__MAX_TOKENS", "40".to_owned()),
+                ]),
+                listen_env("router-small-llm", llm_http, None),
+            ]
+            .concat(),
+            vec![llm_http],
+        );
+        let routing = routing_policy(data.path(), &local_url(llm_http));
         let mut main = Process::start(
             &["orchestrator", "mode-service"],
             [
@@ -157,6 +172,10 @@ fn backends_fail_and_return_and_speak_wyoming() {
                     (
                         "ATHENA__ORCHESTRATOR__TIMEOUTS__SPEECH_SECS",
                         SPEECH_SECS.to_string(),
+                    ),
+                    (
+                        "ATHENA__ORCHESTRATOR__ROUTING_POLICY",
+                        routing.display().to_string(),
                     ),
                 ]),
                 listen_env(
@@ -228,6 +247,18 @@ fn backends_fail_and_return_and_speak_wyoming() {
         bridge.restart();
         works(&say(w, &off).await);
         assert_eq!(ha.state(&token, light).await["state"], "off");
+
+        // The LLM crashed: the question gets a short spoken apology at
+        // once (not an error: the pipeline worked); back, it answers again.
+        let question = espeak("What is the capital of France?");
+        works(&say(w, &question).await);
+        llm.kill();
+        let run = say(w, &question).await;
+        assert!(run.error.is_none(), "{run:?}");
+        assert!(run.reply.contains("can't answer"), "{run:?}");
+        assert!(run.until_done < SLACK, "{run:?}");
+        llm.restart();
+        works(&say(w, &question).await);
 
         // Over Wyoming: Athena's stt server, and the reference wyoming-piper
         // speaking with the same voice.

@@ -57,8 +57,22 @@ impl Process {
             .spawn()
             .unwrap();
         self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(180);
         for &port in &self.ready {
-            wait_ready(port);
+            while !ready(port) {
+                if let Some(exit) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                    panic!(
+                        "athena serve {:?} exited ({exit}) before it was ready",
+                        self.services
+                    );
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "athena serve {:?}: port {port} never became ready",
+                    self.services
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
         }
     }
 
@@ -134,20 +148,12 @@ impl Process {
     }
 }
 
-/// Waits until the service on `port` answers `/readyz`.
-pub fn wait_ready(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while Instant::now() < deadline {
-        let ready = Command::new("curl")
-            .args(["-sf", &format!("http://127.0.0.1:{port}/readyz")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if ready {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("the service on port {port} never became ready");
+/// Whether the service on `port` answers `/readyz`.
+fn ready(port: u16) -> bool {
+    Command::new("curl")
+        .args(["-sf", &format!("http://127.0.0.1:{port}/readyz")])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// The settings that put the service of config section `section` on
