@@ -159,8 +159,10 @@ fn main() {
     // `cargo bench` passes `--bench`; nothing else to parse.
     let python = std::env::var_os("ATHENA_PYTHON")
         .expect("ATHENA_PYTHON is not set: run scripts/bench-wyoming.sh");
-    let peer_script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/interop/wyoming_peer.py");
+    let peer_script = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    )
+    .join("../../tests/interop/wyoming_peer.py");
 
     let mut py = Command::new(python);
     py.arg(peer_script).args([

@@ -71,8 +71,10 @@ fn python() -> PathBuf {
 
 /// `tests/interop/wyoming_peer.py` at the repository root.
 fn peer_script() -> PathBuf {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/wyoming_peer.py");
+    let path = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    )
+    .join("../../tests/interop/wyoming_peer.py");
     assert!(path.exists(), "{} is missing", path.display());
     path
 }

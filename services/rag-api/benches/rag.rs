@@ -24,7 +24,6 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
@@ -54,7 +53,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// Sentences from the house guide the tests use, and the guests' questions:
 /// what a home's knowledge base holds, at the lengths it has.
 fn sentences() -> Vec<String> {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let data = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    )
+    .join("tests/data");
     let mut out = Vec::new();
     let mut files: Vec<_> = std::fs::read_dir(data.join("house"))
         .unwrap()
@@ -102,7 +104,10 @@ struct Peer {
 
 impl Peer {
     fn start(python: &str, threads: usize) -> Self {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/st_peer.py");
+        let script = std::path::PathBuf::from(
+            std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+        )
+        .join("benches/st_peer.py");
         let mut child = Command::new(python)
             .arg(script)
             .env("ATHENA_BENCH_THREADS", threads.to_string())

@@ -28,9 +28,11 @@ use tower::ServiceExt;
 
 fn data(name: &str) -> Vec<u8> {
     std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/data/pdf")
-            .join(name),
+        std::path::PathBuf::from(
+            std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+        )
+        .join("tests/data/pdf")
+        .join(name),
     )
     .unwrap()
 }

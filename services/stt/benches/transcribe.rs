@@ -78,7 +78,10 @@ fn peer(
     runs: usize,
     language: &str,
 ) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/faster_whisper_peer.py");
+    let script = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    )
+    .join("benches/faster_whisper_peer.py");
     let out = Command::new(python)
         .arg(script)
         .args(["--model-dir", model_dir.to_str().unwrap()])

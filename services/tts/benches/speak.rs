@@ -248,7 +248,12 @@ fn main() {
         (a, b)
     });
     let mut args = vec![
-        format!("{}/benches/piper_peer.py", env!("CARGO_MANIFEST_DIR")),
+        std::path::PathBuf::from(
+            std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+        )
+        .join("benches/piper_peer.py")
+        .display()
+        .to_string(),
         "--model".into(),
         model.display().to_string(),
         "--runs".into(),

@@ -251,8 +251,10 @@ fn two_speaker_joe(dir: &std::path::Path) -> PiperVoice {
     athena_onnx::init(&athena_onnx::locate(None).unwrap(), 2).unwrap();
     let python = std::env::var_os("ATHENA_PYTHON")
         .expect("ATHENA_PYTHON is not set: run scripts/test.sh (it needs the test venv's onnx)");
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/models/two_speaker_voice.py");
+    let script = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    )
+    .join("../../tests/models/two_speaker_voice.py");
     let joe = model_dir("en_US-joe-medium").join("en_US-joe-medium.onnx");
     let out = std::process::Command::new(python)
         .arg(script)

@@ -22,7 +22,10 @@ pub fn engine(dir: &Path) -> Rag {
 /// Puts every file of `tests/data/house` into `collection` (which must
 /// exist), each under its name without the extension.
 pub async fn put_house_guide(rag: &Rag, collection: &str) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/house");
+    let dir = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    )
+    .join("tests/data/house");
     let mut paths: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
