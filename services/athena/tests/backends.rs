@@ -23,8 +23,8 @@ use common::{free_port, python};
 
 /// Deadlines the orchestrator is given here (seconds): short, so that a
 /// frozen backend is given up on quickly.
-const TRANSCRIPT_SECS: u64 = 4;
-const SPEECH_SECS: u64 = 4;
+const TRANSCRIPT_SECS: u64 = 8;
+const SPEECH_SECS: u64 = 6;
 
 /// Slack over a deadline for what follows it (an apology is synthesized
 /// and sent) on a busy 2-core machine.

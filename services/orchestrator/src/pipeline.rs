@@ -645,6 +645,9 @@ impl Utterance {
     /// Ends the stream where the speaker paused, so that what was said so
     /// far is transcribed now.
     fn close_early(&mut self) {
+        if self.to_stt.is_some() {
+            debug!("paused: transcribing what was said so far");
+        }
         self.to_stt = None;
     }
 
@@ -654,7 +657,9 @@ impl Utterance {
         if self.to_stt.is_some() {
             return Ok(());
         }
+        debug!("speaking again: transcribing everything heard");
         self.recognition.abort();
+        counter!("orchestrator_transcriptions_reopened_total").increment(1);
         let heard = std::mem::take(&mut self.heard);
         *self = Self::open(pipeline, heard).await?;
         Ok(())

@@ -283,6 +283,32 @@ pub fn routing_policy(dir: &std::path::Path, base_url: &str) -> std::path::PathB
 /// satellite's microphone would hear it: 16 kHz, 16-bit mono, with half a
 /// second of silence before and 1.5 s after.
 pub fn espeak(text: &str) -> Vec<u8> {
+    espeak_phrases(&[text], 0)
+}
+
+/// `phrases` spoken by espeak-ng one after the other with exactly
+/// `pause_ms` of silence between them (espeak-ng's own trailing silence
+/// cut), padded as [`espeak`] pads.
+pub fn espeak_phrases(phrases: &[&str], pause_ms: usize) -> Vec<u8> {
+    let mut pcm = vec![0u8; 16_000];
+    for (i, phrase) in phrases.iter().enumerate() {
+        let mut speech = espeak_pcm(phrase);
+        if i + 1 < phrases.len() {
+            let end = speech
+                .chunks_exact(2)
+                .rposition(|s| i16::from_le_bytes([s[0], s[1]]).unsigned_abs() > 300)
+                .map_or(0, |last| (last + 1) * 2);
+            speech.truncate(end);
+            speech.extend(vec![0u8; pause_ms * 32]);
+        }
+        pcm.extend(speech);
+    }
+    pcm.extend(vec![0u8; 48_000]);
+    pcm
+}
+
+/// espeak-ng's speech for `text` as 16 kHz 16-bit mono PCM, unpadded.
+fn espeak_pcm(text: &str) -> Vec<u8> {
     let out = Command::new("espeak-ng")
         .args(["-v", "en-us", "-s", "145", "--stdout", text])
         .output()
@@ -301,10 +327,8 @@ pub fn espeak(text: &str) -> Vec<u8> {
         .chunks_exact(2)
         .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
         .collect();
-    let mut pcm = vec![0u8; 16_000];
-    for s in athena_audio::resample(&samples, rate, 16_000) {
-        pcm.extend_from_slice(&((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes());
-    }
-    pcm.extend(vec![0u8; 48_000]);
-    pcm
+    athena_audio::resample(&samples, rate, 16_000)
+        .into_iter()
+        .flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes())
+        .collect()
 }
