@@ -339,14 +339,15 @@ impl TextToSpeech for WyomingTextToSpeech {
         config: SynthesisConfig,
         text: TextStream,
     ) -> Result<SpeechStream, Error> {
-        // Fail now, not at the first sentence, when the server is down.
-        drop(self.server.connect().await?);
+        // Fail now, not at the first sentence, when the server is down;
+        // the connection is the first sentence's.
+        let first = self.server.connect().await?;
         let (tx, rx) = mpsc::channel(16);
         let server = self.server.clone();
         tokio::spawn(async move {
             let done = tx.clone();
             tokio::select! {
-                result = speak(&server, &config, text, &tx) => {
+                result = speak(&server, &config, text, first, &tx) => {
                     if let Err(e) = result {
                         let _ = tx.send(Err(e)).await;
                     }
@@ -358,13 +359,16 @@ impl TextToSpeech for WyomingTextToSpeech {
     }
 }
 
-/// Speaks `text` sentence by sentence as it arrives.
+/// Speaks `text` sentence by sentence as it arrives, each on its own
+/// connection (`first` for the first sentence).
 async fn speak(
     server: &Server,
     config: &SynthesisConfig,
     mut text: TextStream,
+    first: Connection,
     out: &mpsc::Sender<Result<SpeechSegment, Error>>,
 ) -> Result<(), Error> {
+    let mut first = Some(first);
     let mut splitter = SentenceSplitter::new();
     let mut number = 0;
     loop {
@@ -373,7 +377,11 @@ async fn speak(
             None => (splitter.finish(), true),
         };
         for sentence in sentences.into_iter().filter(|s| is_speakable(s)) {
-            sentence_audio(server, config, number, sentence, out).await?;
+            let conn = match first.take() {
+                Some(conn) => conn,
+                None => server.connect().await?,
+            };
+            sentence_audio(server, conn, config, number, sentence, out).await?;
             number += 1;
         }
         if last {
@@ -382,16 +390,16 @@ async fn speak(
     }
 }
 
-/// One `synthesize` request; its audio goes out chunk by chunk as sentence
-/// `number`.
+/// One `synthesize` request on `conn`; its audio goes out chunk by chunk
+/// as sentence `number`.
 async fn sentence_audio(
     server: &Server,
+    mut conn: Connection,
     config: &SynthesisConfig,
     number: u32,
     sentence: String,
     out: &mpsc::Sender<Result<SpeechSegment, Error>>,
 ) -> Result<(), Error> {
-    let mut conn = server.connect().await?;
     let voice = (config.voice.is_some() || config.speaker.is_some()).then(|| SynthesizeVoice {
         name: config.voice.clone(),
         speaker: config.speaker.clone(),

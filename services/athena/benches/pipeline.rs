@@ -23,8 +23,7 @@ mod common;
 
 use std::time::Duration;
 
-use athena_ha_bridge::testing::HomeAssistant;
-use common::athena::{Athena, espeak, routing_policy};
+use common::athena::{Athena, espeak, home_assistant};
 use common::satellite::{Pace, speak};
 
 /// One command: (voice-stopped → first audio, end of speech → first audio),
@@ -48,26 +47,10 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(8);
-    let ha_dir = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
-    let mut ha = HomeAssistant::new(ha_dir.path());
-    ha.start().await;
-    let token = ha.token().await;
-    // Questions no local intent covers go to the small LLM (SmolLM2-135M).
-    let llm = common::Service::start_http(
-        "router-small-llm",
-        &[("ATHENA__ROUTER_SMALL_LLM__MAX_TOKENS", "40")],
-    );
-    let routing = routing_policy(data.path(), &llm.base_url());
-    let athena = Athena::start_with(
-        &ha.url(),
-        &token,
-        data.path(),
-        &[(
-            "ATHENA__ORCHESTRATOR__ROUTING_POLICY",
-            routing.to_str().unwrap(),
-        )],
-    );
+    let (mut ha, token, _ha_dir) = home_assistant().await;
+    // The small LLM answers what no local intent covers.
+    let (athena, _llm) = Athena::start_with_llm(&ha.url(), &token, data.path());
     let commands = [
         (
             "home command",

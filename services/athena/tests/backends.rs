@@ -16,8 +16,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use athena_ha_bridge::testing::HomeAssistant;
-use common::athena::{Process, espeak, listen_env, local_url, routing_policy};
+use common::athena::{Process, espeak, home_assistant, listen_env, local_url, routing_policy};
 use common::satellite::{Pace, Run, speak};
 use common::{free_port, python};
 
@@ -91,11 +90,8 @@ fn failed(run: &Run, code: &str, deadline: Duration, apology: bool) {
 fn backends_fail_and_return_and_speak_wyoming() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let ha_dir = tempfile::tempdir().unwrap();
         let data = tempfile::tempdir().unwrap();
-        let mut ha = HomeAssistant::new(ha_dir.path());
-        ha.start().await;
-        let token = ha.token().await;
+        let (mut ha, token, _ha_dir) = home_assistant().await;
         let light = "light.kitchen_lights";
         let data_dir = ("ATHENA_DATA_DIR", data.path().display().to_string());
 

@@ -15,8 +15,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use athena_ha_bridge::testing::HomeAssistant;
-use common::athena::{Athena, espeak};
+use common::athena::{Athena, espeak, home_assistant};
 use common::satellite::{Pace, Run, speak};
 use tokio::sync::Mutex;
 
@@ -56,11 +55,8 @@ fn twenty_satellites_at_once() {
         .unwrap_or(120);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let ha_dir = tempfile::tempdir().unwrap();
         let data = tempfile::tempdir().unwrap();
-        let mut ha = HomeAssistant::new(ha_dir.path());
-        ha.start().await;
-        let token = ha.token().await;
+        let (mut ha, token, _ha_dir) = home_assistant().await;
         let athena = Athena::start(&ha.url(), &token, data.path());
         let audio: Arc<Vec<Vec<u8>>> = Arc::new(COMMANDS.iter().map(|(c, _)| espeak(c)).collect());
 

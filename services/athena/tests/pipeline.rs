@@ -11,8 +11,7 @@ mod common;
 use std::time::Duration;
 
 use athena_api::tts::{GrpcTextToSpeech, SynthesisConfig, TextToSpeech};
-use athena_ha_bridge::testing::HomeAssistant;
-use common::athena::{Athena, espeak, espeak_phrases, routing_policy};
+use common::athena::{Athena, espeak, espeak_phrases, home_assistant};
 use common::satellite::{Pace, Run, speak};
 use futures::StreamExt;
 
@@ -48,27 +47,10 @@ async fn speak_command(wyoming_port: u16, pcm: &[u8]) -> Run {
 fn a_spoken_command_turns_on_the_kitchen_lights() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let ha_dir = tempfile::tempdir().unwrap();
         let data = tempfile::tempdir().unwrap();
-        let mut ha = HomeAssistant::new(ha_dir.path());
-        ha.start().await;
-        let token = ha.token().await;
-        // The small LLM answers what no local intent understands (the
-        // routing policy sends both endpoints to it).
-        let llm = common::Service::start_http(
-            "router-small-llm",
-            &[("ATHENA__ROUTER_SMALL_LLM__MAX_TOKENS", "40")],
-        );
-        let routing = routing_policy(data.path(), &llm.base_url());
-        let athena = Athena::start_with(
-            &ha.url(),
-            &token,
-            data.path(),
-            &[(
-                "ATHENA__ORCHESTRATOR__ROUTING_POLICY",
-                routing.to_str().unwrap(),
-            )],
-        );
+        let (mut ha, token, _ha_dir) = home_assistant().await;
+        // The small LLM answers what no local intent covers.
+        let (athena, _llm) = Athena::start_with_llm(&ha.url(), &token, data.path());
         let http = reqwest::Client::new();
         // ha-bridge is ready once it holds a copy of the home.
         let status: serde_json::Value = http

@@ -34,14 +34,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use athena_ha_bridge::testing::HomeAssistant;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use wyoming::event::PipelineStage;
 use wyoming::{Connection, ConnectionError, Event, Handler, Server, ServerConfig};
 
-use common::athena::{Athena, espeak};
+use athena_ha_bridge::testing::HomeAssistant;
+use common::athena::{Athena, espeak, home_assistant};
 use common::{free_port, repo_root};
 
 /// The reference satellite's interpreter: its own venv, because it pins an
@@ -404,11 +404,8 @@ fn real_satellites_outbound_and_inbound_at_once() {
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let ha_dir = tempfile::tempdir().unwrap();
         let data = tempfile::tempdir().unwrap();
-        let mut ha = HomeAssistant::new(ha_dir.path());
-        ha.start().await;
-        let token = ha.token().await;
+        let (mut ha, token, _ha_dir) = home_assistant().await;
 
         let mut kitchen = Satellite::start("kitchen", &python).await;
         let mut hall = Satellite::start("hall", &python).await;

@@ -5,7 +5,20 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::free_port;
+use athena_ha_bridge::testing::HomeAssistant;
+
+use super::{Service, free_port};
+
+/// A real Home Assistant (its demo integration) started in a fresh
+/// directory, and a token for it; the directory lives as long as the
+/// returned guard.
+pub async fn home_assistant() -> (HomeAssistant, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ha = HomeAssistant::new(dir.path());
+    ha.start().await;
+    let token = ha.token().await;
+    (ha, token, dir)
+}
 
 /// An `athena serve` process: its services and config (in the
 /// environment), kept so that it can be stopped, paused and started again;
@@ -250,6 +263,27 @@ impl Athena {
             tts,
             ha_bridge,
         }
+    }
+
+    /// As [`Self::start`], with the small LLM (its own process, returned)
+    /// answering what no local intent covers: the routing policy sends
+    /// both endpoints to it.
+    pub fn start_with_llm(ha_url: &str, token: &str, data: &std::path::Path) -> (Self, Service) {
+        let llm = Service::start_http(
+            "router-small-llm",
+            &[("ATHENA__ROUTER_SMALL_LLM__MAX_TOKENS", "40")],
+        );
+        let routing = routing_policy(data, &llm.base_url());
+        let athena = Self::start_with(
+            ha_url,
+            token,
+            data,
+            &[(
+                "ATHENA__ORCHESTRATOR__ROUTING_POLICY",
+                routing.to_str().unwrap(),
+            )],
+        );
+        (athena, llm)
     }
 
     /// Sends SIGTERM and waits (at most `within`) for the process to
